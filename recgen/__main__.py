@@ -1,0 +1,5 @@
+import sys
+
+from recgen.cli import main
+
+sys.exit(main())
