@@ -1,0 +1,259 @@
+"""Classic baselines on recgen's ml-100k split: full-catalogue test NDCG@10 / Recall@10 / MRR@10.
+
+Models: popularity (train counts), RecBole SASRec / GRU4Rec / BPR (trained on recgen's
+exact split via benchmark files, early stopping on valid), and recgen's own SASRec
+retriever (``recgen.retrieval``, its default config). Every model ranks the full
+catalogue for each test user with the user's train + valid items excluded; metrics come
+from ``recgen.eval.metrics`` with 95% bootstrap CIs over users
+(``recgen.eval.significance.bootstrap_ci``).
+
+Results are merged into ``<out>.json`` (one entry per model, replaced when re-run) and
+``<out>.md`` is regenerated from all entries, so models can be run in separate short runs:
+
+    python benchmarks/classic_baselines.py --models pop,bpr --bpr-epochs 100
+    python benchmarks/classic_baselines.py --models sasrec --sasrec-epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import recgen.runtime  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE before torch starts)
+
+logger = logging.getLogger("benchmarks.classic_baselines")
+
+MODELS = ("pop", "bpr", "gru4rec", "sasrec", "recgen-sasrec")
+RECBOLE_NAMES = {"bpr": "BPR", "gru4rec": "GRU4Rec", "sasrec": "SASRec"}
+METRICS = ("ndcg@10", "recall@10", "mrr@10")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "classic_baselines"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="ml-100k", help="recgen.data.load_dataset name or path")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {MODELS}")
+    p.add_argument("--bpr-epochs", type=int, default=100)
+    p.add_argument("--gru4rec-epochs", type=int, default=5)
+    p.add_argument("--sasrec-epochs", type=int, default=3)
+    p.add_argument(
+        "--recgen-sasrec-epochs",
+        type=int,
+        default=0,
+        help="0 = the retriever's default (SASRecConfig().epochs)",
+    )
+    p.add_argument(
+        "--stopping-step",
+        type=int,
+        default=5,
+        help="RecBole early stopping: epochs without valid NDCG@10 gain",
+    )
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--top-n", type=int, default=100, help="ranking length kept per user")
+    p.add_argument("--n-resamples", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output path without suffix")
+    args = p.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in args.models if m not in MODELS]
+    if bad:
+        p.error(f"unknown model(s) {bad}; choose from {MODELS}")
+    return args
+
+
+def users_and_targets(ds: Any) -> tuple[list[str], list[str]]:
+    users = ds.test["user_id"].to_list()
+    return users, ds.test["item_id"].to_list()
+
+
+def run_pop(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from recgen.baselines import Popularity
+
+    users, _ = users_and_targets(ds)
+    start = time.perf_counter()
+    pop = Popularity().fit(ds.train, catalogue=ds.item_ids)
+    secs = time.perf_counter() - start
+    ranked = pop.rank([ds.history(u, "test") for u in users], n=args.top_n)
+    return {
+        "rankings": dict(zip(users, ranked, strict=True)),
+        "train_seconds": secs,
+        "epochs": None,
+        "catalogue_size": len(ds.item_ids),
+    }
+
+
+def run_recbole_model(key: str, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from recgen.baselines import RecBoleConfig, run_recbole
+
+    cfg = RecBoleConfig(
+        model=RECBOLE_NAMES[key],
+        epochs=getattr(args, f"{key}_epochs"),
+        stopping_step=args.stopping_step,
+        seed=args.seed,
+        threads=args.threads,
+        top_n=args.top_n,
+    )
+    res = run_recbole(ds, cfg)
+    return {
+        "rankings": res.rankings,
+        "train_seconds": res.train_seconds,
+        "epochs": {
+            "budget": cfg.epochs,
+            "run": res.epochs_run,
+            "best": None if res.best_epoch is None else res.best_epoch + 1,
+        },
+        "valid_curve_ndcg@10": res.valid_curve,
+        "catalogue_size": res.catalogue_size,
+        "recbole_best_valid": res.best_valid,
+    }
+
+
+def run_recgen_sasrec(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from recgen.retrieval import SASRec, SASRecConfig
+
+    kw: dict[str, Any] = {"threads": args.threads}
+    if args.recgen_sasrec_epochs:
+        kw["epochs"] = args.recgen_sasrec_epochs
+    cfg = SASRecConfig(**kw)
+    start = time.perf_counter()
+    model = SASRec.fit(ds, cfg)
+    secs = time.perf_counter() - start
+    users, _ = users_and_targets(ds)
+    item_ids = np.asarray(model.item_ids)
+    rankings: dict[str, list[str]] = {}
+    for b in range(0, len(users), 256):
+        chunk = users[b : b + 256]
+        hists = [ds.history(u, "test") for u in chunk]
+        scores = model.score(hists)
+        for row, hist in enumerate(hists):
+            scores[row, [model.item_index[i] for i in set(hist)]] = -np.inf
+        top = np.argsort(-scores, axis=1, kind="stable")[:, : args.top_n]
+        for row, u in enumerate(chunk):
+            keep = top[row][np.isfinite(scores[row, top[row]])]
+            rankings[u] = item_ids[keep].tolist()
+    rep = model.report
+    return {
+        "rankings": rankings,
+        "train_seconds": secs,
+        "epochs": {"budget": cfg.epochs, "run": rep.epochs_run, "best": rep.best_epoch},
+        "valid_curve_ndcg@10": list(rep.valid_ndcg10),
+        "catalogue_size": len(item_ids),
+    }
+
+
+def score(ds: Any, rankings: dict[str, list[str]], n_resamples: int) -> dict[str, Any]:
+    from recgen.eval.metrics import evaluate_rankings
+    from recgen.eval.significance import bootstrap_ci
+
+    users, targets = users_and_targets(ds)
+    missing = [u for u in users if u not in rankings]
+    if missing:
+        raise RuntimeError(f"{len(missing)} test users have no ranking, e.g. {missing[:3]}")
+    seen_hits = sum(1 for u in users if set(rankings[u]) & set(ds.history(u, "test")))
+    if seen_hits:
+        raise RuntimeError(f"{seen_hits} rankings contain seen items")
+    per_user = evaluate_rankings(
+        [rankings[u] for u in users],
+        [{t} for t in targets],
+        ks=(10,),
+        metrics=("ndcg", "recall", "mrr"),
+    )
+    out: dict[str, Any] = {"n_users": len(users)}
+    for m in METRICS:
+        ci = bootstrap_ci(per_user[m], n_resamples=n_resamples, seed=0)
+        out[m] = {"mean": ci.mean, "lo": ci.lo, "hi": ci.hi}
+    return out
+
+
+def write_markdown(path: Path, data: dict[str, Any]) -> None:
+    lines = [
+        "# Classic baselines (full-catalogue, seen items excluded)",
+        "",
+        f"Dataset: {data.get('dataset')}; test users: one held-out item each (leave-one-out);",
+        "history excluded from every ranking = the user's train + valid items. "
+        "95% percentile-bootstrap CIs over users (10k resamples unless noted).",
+        "",
+        "| model | NDCG@10 [95% CI] | Recall@10 [95% CI] | MRR@10 [95% CI] "
+        "| train s | epochs run / budget (best) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, e in sorted(data["models"].items(), key=lambda kv: -kv[1]["ndcg@10"]["mean"]):
+        cells = [f"{e[m]['mean']:.4f} [{e[m]['lo']:.4f}, {e[m]['hi']:.4f}]" for m in METRICS]
+        ep = e.get("epochs")
+        ep_s = "-" if not ep else f"{ep['run']} / {ep['budget']} ({ep['best']})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {e['train_seconds']:.1f} | {ep_s} |")
+    lines += ["", "Commands (each run updates only its models):", ""]
+    for name, e in sorted(data["models"].items()):
+        lines.append(f"- {name} ({e['finished_utc']}): `{e['command']}`")
+    lines += [
+        "",
+        "Train seconds: wall time of fitting incl. per-epoch validation, on a shared 2-core",
+        "CPU with 1 torch thread. RecBole models: recbole 1.2.1, default hyper-parameters,",
+        "early stopping on RecBole's valid NDCG@10, best epoch reloaded. Epoch budgets are",
+        "small to fit the machine (see the table); the models are not converged.",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from recgen.data import load_dataset
+    from recgen.io import atomic_write_json
+
+    ds = load_dataset(args.dataset)
+    json_path, md_path = args.out.with_suffix(".json"), args.out.with_suffix(".md")
+    data: dict[str, Any] = {"dataset": args.dataset, "models": {}}
+    if json_path.is_file():
+        data = json.loads(json_path.read_text())
+        if data.get("dataset") != args.dataset:
+            data = {"dataset": args.dataset, "models": {}}
+    command = "python benchmarks/classic_baselines.py " + shlex.join(sys.argv[1:])
+    for key in args.models:
+        logger.info("=== %s", key)
+        if key == "pop":
+            res = run_pop(ds, args)
+        elif key == "recgen-sasrec":
+            res = run_recgen_sasrec(ds, args)
+        else:
+            res = run_recbole_model(key, ds, args)
+        rankings = res.pop("rankings")
+        entry = {
+            **res,
+            **score(ds, rankings, args.n_resamples),
+            "command": command,
+            "threads": args.threads,
+            "seed": args.seed,
+            "n_resamples": args.n_resamples,
+            "finished_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        }
+        name = {"pop": "Popularity", "recgen-sasrec": "recgen SASRec retriever"}.get(
+            key, f"RecBole {RECBOLE_NAMES.get(key, key)}"
+        )
+        data["models"][name] = entry
+        print(
+            f"{name}: "
+            + ", ".join(
+                f"{m} {entry[m]['mean']:.4f} [{entry[m]['lo']:.4f}, {entry[m]['hi']:.4f}]"
+                for m in METRICS
+            )
+            + f"; train {entry['train_seconds']:.1f}s; epochs {entry.get('epochs')}"
+        )
+        atomic_write_json(json_path, data)
+        write_markdown(md_path, data)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,615 @@
+"""Group rollouts for GRPO-style training, greedy decoding for serving, and a reference path.
+
+Fast path (:func:`sample_groups`): the prompts of a chunk are encoded ONCE (left padding,
+attention mask, position ids; only the last position's logits are computed), the KV cache
+is expanded to G rows per prompt (``DynamicCache.batch_repeat_interleave``), then a custom
+loop decodes one token per step for all rows. Under the grammar, each row samples among
+its ``DecodeState.allowed_token_ids()`` only: the allowed logits are gathered into a small
+(rows x allowed) tensor, the rest count as -inf. That is exactly sampling from the
+-inf-masked full-vocabulary distribution, without sorting/softmaxing 49k columns per row.
+
+``old_logprobs`` are the RAW model log-probs of each sampled token at the sampling
+temperature: ``log_softmax(logits / T)`` over the whole vocabulary (no grammar mask, no
+top-p), which is what a trainer recomputes from a forward pass on prompt + completion
+(see :func:`completion_logprobs`). Greedy decoding uses T = 1 for them.
+
+Reference path (:func:`generate_naive`): ``model.generate(num_return_sequences=G)`` with
+the grammar's ``SlateRankLogitsProcessor``; same output structure, slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_ROWS = 64  # rows (prompts x G) decoded together in one batch
+
+
+@dataclass
+class RolloutBatch:
+    """Completions of B prompts x G samples, rows grouped by prompt (row = b * G + g).
+
+    All (R, T) tensors are right-padded; masks are bool; ``old_logprobs`` is 0 outside
+    ``completion_mask``. ``gen_mask`` | ``rank_mask`` == ``completion_mask`` and they are
+    disjoint. ``completion_ids`` holds the pad token outside the mask.
+    """
+
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    gen_mask: torch.Tensor
+    rank_mask: torch.Tensor
+    old_logprobs: torch.Tensor
+    texts: list[str]
+    parsed: list[Any]
+    group_index: torch.Tensor
+    prompt_ids: list[list[int]]
+    group_size: int
+    temperature: float = 1.0
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.completion_ids.shape[0])
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Number of completion tokens per row."""
+        return self.completion_mask.sum(-1)
+
+    def row_prompt_ids(self, row: int) -> list[int]:
+        return self.prompt_ids[int(self.group_index[row])]
+
+
+@dataclass
+class Decoded:
+    """One greedy completion."""
+
+    token_ids: list[int]
+    text: str
+    parsed: Any
+
+
+# --------------------------------------------------------------------------- helpers
+def _grammar_module() -> Any:
+    from recgen.policy import grammar as grammar_module
+
+    return grammar_module
+
+
+def _default_max_new_tokens(grammar: Any, tokenizer: Any) -> int:
+    """Upper bound on a valid completion's length (+ a margin)."""
+    for attr in ("max_new_tokens", "max_tokens", "max_length"):
+        value = getattr(grammar, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    n = getattr(grammar, "n_candidates", 20)
+    m = getattr(grammar, "slate_size", 10)
+    k = getattr(grammar, "rank_size", 5)
+    worst = (
+        "<slate>" + " ".join([str(n)] * m) + "</slate><rank>" + " ".join([str(n)] * k) + "</rank>"
+    )
+    return len(tokenizer(worst, add_special_tokens=False).input_ids) + 16
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    gen_cfg = getattr(model, "generation_config", None)
+    eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos:
+        ids.update(int(e) for e in eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return ids
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else tokenizer.eos_token_id)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Set to -inf the logits outside the smallest set whose probability reaches top_p."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, sorted_idx = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    cum = probs.cumsum(-1)
+    remove = (cum - probs) > top_p  # keep the token that crosses top_p; always keep the first
+    remove[..., 0] = False
+    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, sorted_idx, sorted_logits)
+
+
+def _choose(
+    scores: torch.Tensor, greedy: bool, top_p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Index per row: argmax, or a sample from softmax(scores) after top-p."""
+    if greedy:
+        return scores.argmax(-1)
+    scores = _top_p_filter(scores, top_p)
+    probs = scores.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _phase_masks_unconstrained(grammar: Any, ids: list[int], text: str) -> tuple[list, list]:
+    """Phase masks of an unconstrained completion, via the grammar's helper."""
+    fn = getattr(grammar, "phase_masks_from_ids", None)
+    if fn is not None:
+        gen, rank = fn(ids)
+    else:
+        module = _grammar_module()
+        if hasattr(module, "phase_masks_from_ids"):
+            gen, rank = module.phase_masks_from_ids(grammar, ids)
+        else:
+            gen, rank = module.phase_masks_from_text(grammar.tokenizer, ids)
+    return [bool(x) for x in gen], [bool(x) for x in rank]
+
+
+def _parse(grammar: Any, text: str) -> Any:
+    return _grammar_module().parse_output(
+        text, grammar.n_candidates, grammar.slate_size, grammar.rank_size
+    )
+
+
+def _validate(
+    prompts: Sequence[Sequence[int]],
+    group_size: int,
+    temperature: float,
+    top_p: float,
+    forced_slates: Sequence[Any] | None,
+) -> None:
+    if not prompts:
+        raise ValueError("prompts is empty: pass at least one list of token ids.")
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token.")
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, got {group_size}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (use greedy=True for argmax), got {temperature}.")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+    if forced_slates is not None and len(forced_slates) != len(prompts):
+        raise ValueError(
+            f"forced_slates has {len(forced_slates)} entries for {len(prompts)} prompts; "
+            "give one slate (or None) per prompt."
+        )
+
+
+# --------------------------------------------------------------------------- fast path
+def _encode_chunk(
+    model: Any, prompts: Sequence[Sequence[int]], pad_id: int, group_size: int
+) -> tuple[Any, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Forward the (left-padded) prompts once; expand cache and last logits to G rows.
+
+    Returns (cache, last_logits (R, V) fp32, attention mask (R, P) or None, next positions (R,)).
+    """
+    from transformers import DynamicCache
+
+    lengths = [len(p) for p in prompts]
+    width = max(lengths)
+    padded = any(n != width for n in lengths)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+        attn[i, width - len(p) :] = 1
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(
+        input_ids=ids,
+        attention_mask=attn if padded else None,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache = out.past_key_values
+    logits = out.logits[:, -1, :].float()
+    if group_size > 1:
+        cache.batch_repeat_interleave(group_size)
+        logits = logits.repeat_interleave(group_size, dim=0)
+    next_pos = (positions[:, -1] + 1).repeat_interleave(group_size)
+    mask = attn.repeat_interleave(group_size, dim=0) if padded else None
+    return cache, logits, mask, next_pos
+
+
+def _decode_chunk(
+    model: Any,
+    tokenizer: Any,
+    grammar: Any,
+    prompts: Sequence[Sequence[int]],
+    forced: Sequence[Any],
+    *,
+    group_size: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    greedy: bool,
+    constrained: bool,
+    generator: torch.Generator | None,
+) -> dict[str, Any]:
+    pad_id = _pad_id(tokenizer)
+    eos_ids = _eos_ids(model, tokenizer)
+    cache, logits, prompt_mask, next_pos = _encode_chunk(model, prompts, pad_id, group_size)
+    rows = logits.shape[0]
+    if constrained:
+        states = [grammar.new_state(forced_slate=forced[r // group_size]) for r in range(rows)]
+    finished = [False] * rows
+    out_ids = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long)
+    out_lp = torch.zeros((rows, max_new_tokens), dtype=torch.float32)
+    gen_m = torch.zeros((rows, max_new_tokens), dtype=torch.bool)
+    rank_m = torch.zeros((rows, max_new_tokens), dtype=torch.bool)
+    lengths = [0] * rows
+    attn = None
+    if prompt_mask is not None:
+        attn = torch.cat(
+            [prompt_mask, torch.ones((rows, max_new_tokens), dtype=torch.long)], dim=1
+        )
+    width = prompt_mask.shape[1] if prompt_mask is not None else None
+    pad_allowed = torch.tensor([pad_id], dtype=torch.long)
+    inv_t = 1.0 / temperature
+    row_index = torch.arange(rows)
+
+    for step in range(max_new_tokens):
+        scaled = logits if (greedy or inv_t == 1.0) else logits * inv_t
+        lse = torch.logsumexp(scaled, dim=-1)
+        if constrained:
+            allowed = [
+                pad_allowed if finished[r] else states[r].allowed_token_ids() for r in range(rows)
+            ]
+            cand = torch.nn.utils.rnn.pad_sequence(allowed, batch_first=True, padding_value=-1)
+            valid = cand >= 0
+            cand = cand.clamp(min=0)
+            sub = scaled.gather(1, cand).masked_fill_(~valid, float("-inf"))
+            pick = _choose(sub, greedy, top_p, generator)
+            tokens = cand[row_index, pick]
+        else:
+            tokens = _choose(scaled, greedy, top_p, generator)
+        logp = scaled[row_index, tokens] - lse
+        tok_list = tokens.tolist()
+        out_ids[:, step] = tokens
+        out_lp[:, step] = logp
+        for r in range(rows):
+            if finished[r]:
+                out_ids[r, step] = pad_id
+                out_lp[r, step] = 0.0
+                continue
+            lengths[r] = step + 1
+            if constrained:
+                state = states[r]
+                if state.phase == "rank":
+                    rank_m[r, step] = True
+                else:
+                    gen_m[r, step] = True
+                state.advance(tok_list[r])
+                finished[r] = bool(state.done)
+            else:
+                finished[r] = tok_list[r] in eos_ids
+        if all(finished) or step == max_new_tokens - 1:
+            break
+        if attn is not None:
+            step_mask = attn[:, : width + step + 1]
+        else:
+            step_mask = None
+        out = model(
+            input_ids=tokens.unsqueeze(1),
+            attention_mask=step_mask,
+            position_ids=(next_pos + step).unsqueeze(1),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache = out.past_key_values
+        logits = out.logits[:, -1, :].float()
+    t_max = max(lengths) if lengths else 0
+    return {
+        "ids": out_ids[:, :t_max],
+        "lp": out_lp[:, :t_max],
+        "gen": gen_m[:, :t_max],
+        "rank": rank_m[:, :t_max],
+        "lengths": lengths,
+    }
+
+
+def _assemble(
+    chunks: list[dict[str, Any]],
+    prompts: Sequence[Sequence[int]],
+    grammar: Any,
+    tokenizer: Any,
+    group_size: int,
+    temperature: float,
+    constrained: bool,
+) -> RolloutBatch:
+    pad_id = _pad_id(tokenizer)
+    t_max = max(c["ids"].shape[1] for c in chunks)
+
+    def cat(key: str, fill: Any) -> torch.Tensor:
+        parts = []
+        for c in chunks:
+            x = c[key]
+            if x.shape[1] < t_max:
+                pad = torch.full((x.shape[0], t_max - x.shape[1]), fill, dtype=x.dtype)
+                x = torch.cat([x, pad], dim=1)
+            parts.append(x)
+        return torch.cat(parts, dim=0).clone()
+
+    ids = cat("ids", pad_id)
+    lp = cat("lp", 0.0)
+    gen = cat("gen", False)
+    rank = cat("rank", False)
+    lengths = [n for c in chunks for n in c["lengths"]]
+    comp_mask = torch.arange(t_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    texts: list[str] = []
+    for r, n in enumerate(lengths):
+        row = ids[r, :n].tolist()
+        texts.append(tokenizer.decode(row, skip_special_tokens=True))
+        if not constrained:
+            g, k = _phase_masks_unconstrained(grammar, row, texts[-1])
+            gen[r, :n] = torch.tensor(g, dtype=torch.bool)
+            rank[r, :n] = torch.tensor(k, dtype=torch.bool)
+    if not constrained:
+        # tokens the grammar assigns to no phase (e.g. junk, eos) count as generation tokens,
+        # so the two masks still cover the completion exactly
+        gen = comp_mask & ~rank
+    parsed = [_parse(grammar, t) for t in texts]
+    group_index = torch.arange(len(prompts)).repeat_interleave(group_size)
+    return RolloutBatch(
+        completion_ids=ids,
+        completion_mask=comp_mask,
+        gen_mask=gen & comp_mask,
+        rank_mask=rank & comp_mask,
+        old_logprobs=lp * comp_mask,
+        texts=texts,
+        parsed=parsed,
+        group_index=group_index,
+        prompt_ids=[list(p) for p in prompts],
+        group_size=group_size,
+        temperature=temperature,
+    )
+
+
+class _EvalMode:
+    """Put a model in eval mode for the duration of a block, then restore its mode."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc: object) -> None:
+        self.model.train(self.was_training)
+
+
+def sample_groups(
+    policy: Any,
+    prompts: Sequence[Sequence[int]],
+    grammar: Any,
+    *,
+    group_size: int = 8,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int | None = None,
+    forced_slates: Sequence[Sequence[int] | None] | None = None,
+    greedy: bool = False,
+    constrained: bool = True,
+    seed: int | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    progress: bool = False,
+) -> RolloutBatch:
+    """Sample ``group_size`` completions per prompt (fast path; see the module docstring).
+
+    ``prompts``: token ids per prompt (e.g. ``Prompt.input_ids``). ``forced_slates``: one
+    slate (1-based positions) or None per prompt; a forced slate is written verbatim and
+    only the ranking is sampled. ``greedy``: argmax (every row of a group is identical).
+    ``constrained=False`` samples freely (until eos or ``max_new_tokens``) to measure how
+    often a model fails on its own. Prompts are decoded in chunks of at most ``max_rows``
+    rows (``max_rows // group_size`` prompts, at least one). ``seed`` makes the sampling
+    reproducible for the same prompts, chunking and model.
+    """
+    _validate(prompts, group_size, temperature, top_p, forced_slates)
+    model, tokenizer = policy.model, policy.tokenizer
+    if max_new_tokens is None:
+        max_new_tokens = _default_max_new_tokens(grammar, tokenizer)
+    forced = list(forced_slates) if forced_slates is not None else [None] * len(prompts)
+    if not constrained and any(f is not None for f in forced):
+        raise ValueError("forced_slates needs constrained=True (the grammar writes the slate).")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    per_chunk = max(1, max_rows // group_size)
+    starts = range(0, len(prompts), per_chunk)
+    chunks = []
+    with _EvalMode(model), torch.inference_mode():
+        for s in tqdm(starts, desc="rollouts", disable=not progress or len(starts) < 2):
+            chunks.append(
+                _decode_chunk(
+                    model,
+                    tokenizer,
+                    grammar,
+                    prompts[s : s + per_chunk],
+                    forced[s : s + per_chunk],
+                    group_size=group_size,
+                    temperature=temperature,
+                    top_p=top_p,
+                    max_new_tokens=max_new_tokens,
+                    greedy=greedy,
+                    constrained=constrained,
+                    generator=generator,
+                )
+            )
+    return _assemble(chunks, prompts, grammar, tokenizer, group_size, temperature, constrained)
+
+
+def greedy_decode(
+    policy: Any,
+    prompt_ids: Sequence[int],
+    grammar: Any,
+    *,
+    forced_slate: Sequence[int] | None = None,
+    max_new_tokens: int | None = None,
+) -> Decoded:
+    """Greedy constrained decoding of one prompt (serving; G = 1)."""
+    batch = sample_groups(
+        policy,
+        [prompt_ids],
+        grammar,
+        group_size=1,
+        greedy=True,
+        max_new_tokens=max_new_tokens,
+        forced_slates=[forced_slate],
+    )
+    n = int(batch.lengths[0])
+    return Decoded(
+        token_ids=batch.completion_ids[0, :n].tolist(), text=batch.texts[0], parsed=batch.parsed[0]
+    )
+
+
+# --------------------------------------------------------------------------- reference path
+def generate_naive(
+    policy: Any,
+    prompts: Sequence[Sequence[int]],
+    grammar: Any,
+    *,
+    group_size: int = 8,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int | None = None,
+    forced_slates: Sequence[Sequence[int] | None] | None = None,
+    greedy: bool = False,
+    seed: int | None = None,
+) -> RolloutBatch:
+    """Reference rollouts with ``model.generate(num_return_sequences=G)`` + the grammar's
+    ``SlateRankLogitsProcessor``; one ``generate`` call per prompt. Constrained only."""
+    from transformers import LogitsProcessorList
+
+    _validate(prompts, group_size, temperature, top_p, forced_slates)
+    model, tokenizer = policy.model, policy.tokenizer
+    if max_new_tokens is None:
+        max_new_tokens = _default_max_new_tokens(grammar, tokenizer)
+    forced = list(forced_slates) if forced_slates is not None else [None] * len(prompts)
+    pad_id = _pad_id(tokenizer)
+    processor_cls = _grammar_module().SlateRankLogitsProcessor
+    chunks = []
+    if seed is not None:
+        torch.manual_seed(seed)
+    with _EvalMode(model), torch.inference_mode():
+        for prompt, fs in zip(prompts, forced, strict=True):
+            ids = torch.tensor([list(prompt)], dtype=torch.long)
+            processor = _make_processor(processor_cls, grammar, group_size, fs)
+            sample_kwargs: dict[str, Any] = (
+                {"do_sample": False}
+                if greedy
+                else {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+            )
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=group_size,
+                logits_processor=LogitsProcessorList([processor]),
+                return_dict_in_generate=True,
+                output_logits=True,
+                pad_token_id=pad_id,
+                **sample_kwargs,
+            )
+            seq = out.sequences[:, ids.shape[1] :]
+            raw = torch.stack(out.logits, dim=1).float()  # (G, T, V) before any processor
+            scaled = raw if greedy else raw / temperature
+            lp = scaled.log_softmax(-1).gather(-1, seq[:, : raw.shape[1]].unsqueeze(-1))
+            chunks.append(_replay(grammar, seq, lp.squeeze(-1), fs, pad_id))
+    return _assemble(chunks, prompts, grammar, tokenizer, group_size, temperature, True)
+
+
+def _make_processor(processor_cls: Any, grammar: Any, rows: int, forced_slate: Any) -> Any:
+    """Build the grammar's logits processor for ``rows`` sequences sharing one prompt."""
+    try:
+        return processor_cls(grammar, num_rows=rows, forced_slates=[forced_slate] * rows)
+    except TypeError:
+        return processor_cls(grammar)
+
+
+def _replay(
+    grammar: Any, seq: torch.Tensor, lp: torch.Tensor, forced_slate: Any, pad_id: int
+) -> dict[str, Any]:
+    """Phase masks and lengths of generated rows, by replaying them through the grammar."""
+    rows, width = seq.shape
+    gen = torch.zeros((rows, width), dtype=torch.bool)
+    rank = torch.zeros((rows, width), dtype=torch.bool)
+    lengths = []
+    for r in range(rows):
+        state = grammar.new_state(forced_slate=forced_slate)
+        n = 0
+        for t, tok in enumerate(seq[r].tolist()):
+            if state.done:
+                break
+            if state.phase == "rank":
+                rank[r, t] = True
+            else:
+                gen[r, t] = True
+            state.advance(tok)
+            n = t + 1
+        lengths.append(n)
+    t_max = max(lengths) if lengths else 0
+    ids = seq[:, :t_max].clone()
+    lp = lp[:, :t_max].clone()
+    keep = torch.arange(t_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    ids[~keep] = pad_id
+    return {
+        "ids": ids,
+        "lp": lp * keep,
+        "gen": gen[:, :t_max],
+        "rank": rank[:, :t_max],
+        "lengths": lengths,
+    }
+
+
+# --------------------------------------------------------------------------- training helper
+def completion_logprobs(
+    model: Any,
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    pad_id: int = 0,
+) -> torch.Tensor:
+    """Log-probs (R, T) of completion tokens under ``model`` (one forward, grad-enabled).
+
+    ``prompt_ids[r]`` is row r's prompt. Rows are laid out as [left pad][prompt][completion
+    right-padded]; the result is ``log_softmax(logits / temperature)`` at each completion
+    token, 0 outside ``completion_mask``: the quantity ``RolloutBatch.old_logprobs`` holds.
+    """
+    rows, t = completion_ids.shape
+    p_max = max(len(p) for p in prompt_ids)
+    width = p_max + t
+    ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((rows, width), dtype=torch.long)
+    for r, p in enumerate(prompt_ids):
+        ids[r, p_max - len(p) : p_max] = torch.as_tensor(list(p), dtype=torch.long)
+        attn[r, p_max - len(p) : p_max] = 1
+    ids[:, p_max:] = completion_ids
+    attn[:, p_max:] = completion_mask.long()
+    positions = (attn.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions).logits
+    logits = logits[:, p_max - 1 : width - 1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    lp = logits.log_softmax(-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return lp * completion_mask
+
+
+def tokens_per_second(batch: RolloutBatch, seconds: float) -> float:
+    """Generated (masked) tokens per second."""
+    return float(batch.completion_mask.sum()) / seconds if seconds > 0 else math.inf
