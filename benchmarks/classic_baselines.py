@@ -54,8 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--stopping-step",
         type=int,
-        default=5,
+        default=10,
         help="RecBole early stopping: epochs without valid NDCG@10 gain",
+    )
+    p.add_argument(
+        "--max-train-seconds",
+        type=float,
+        default=None,
+        help="RecBole models: no new epoch once it would end past this training time",
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=2020)
@@ -101,6 +107,7 @@ def run_recbole_model(key: str, ds: Any, args: argparse.Namespace) -> dict[str, 
         seed=args.seed,
         threads=args.threads,
         top_n=args.top_n,
+        max_train_seconds=args.max_train_seconds,
     )
     res = run_recbole(ds, cfg)
     return {
@@ -114,6 +121,7 @@ def run_recbole_model(key: str, ds: Any, args: argparse.Namespace) -> dict[str, 
         "valid_curve_ndcg@10": res.valid_curve,
         "catalogue_size": res.catalogue_size,
         "recbole_best_valid": res.best_valid,
+        "stop_reason": res.stop_reason,
     }
 
 

@@ -53,20 +53,32 @@ def example_seed(seed: int, user_id: str, position: int) -> int:
     return zlib.crc32(f"{seed}:{user_id}:{position}".encode()) & 0x7FFFFFFF
 
 
+def display_titles(ds) -> dict[str, str]:
+    """Item id → the title shown to the LLM: "Toy Story (1995)" when the source has a year."""
+    from recgen.policy.prompt import format_title
+
+    cols = ["item_id", "title"] + (["year"] if "year" in ds.items.columns else [])
+    out = {}
+    for row in ds.items.select(cols).iter_rows():
+        out[row[0]] = format_title(row[1], row[2] if len(row) > 2 else None)
+    return out
+
+
 def build_examples(ds, pools: pl.DataFrame, tokenizer, prompt_cfg, *, seed: int = 0,
                    desc: str = "prompts") -> list[Example]:
     """Build one :class:`Example` per pool row (history = the user's sequence before ``position``)."""
     from recgen.policy.prompt import build_prompt
 
+    titles = display_titles(ds)
     out: list[Example] = []
     rows = pools.select("user_id", "target", "position", "candidates", "scores").iter_rows()
     for user_id, target, position, candidates, scores in tqdm(rows, total=pools.height, desc=desc, leave=False):
         history = ds.sequence(user_id)[:position]
         prompt = build_prompt(
             tokenizer,
-            [ds.title(i) for i in history],
+            [titles[i] for i in history],
             list(candidates),
-            [ds.title(i) for i in candidates],
+            [titles[i] for i in candidates],
             prompt_cfg,
             seed=example_seed(seed, user_id, position),
         )

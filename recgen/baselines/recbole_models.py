@@ -118,6 +118,13 @@ class RecBoleConfig:
         default=50, metadata={"help": "MAX_ITEM_LIST_LENGTH for sequential models."}
     )
     top_n: int = field(default=100, metadata={"help": "Length of each returned test ranking."})
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop before an epoch that would end past this many seconds of "
+            "training (estimated from the mean epoch time); None = no limit."
+        },
+    )
     dataset_name: str = field(
         default="recgen", metadata={"help": "Token of the benchmark files (<name>.train.inter)."}
     )
@@ -152,6 +159,10 @@ class RecBoleConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.stopping_step < 1:
             raise ConfigError(f"stopping_step must be >= 1, got {self.stopping_step}.")
+        if self.max_train_seconds is not None and not self.max_train_seconds > 0:
+            raise ConfigError(
+                f"max_train_seconds must be > 0 or None, got {self.max_train_seconds}."
+            )
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if "@" not in self.valid_metric:
@@ -176,6 +187,7 @@ class RecBoleResult:
     valid_curve: list[float]  # RecBole valid_metric after each epoch
     best_valid: dict[str, float]
     catalogue_size: int = 0  # items RecBole ranks (every item of any split)
+    stop_reason: str = ""  # "epochs" | "early_stopping" | "time_budget"
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -378,6 +390,10 @@ def run_recbole(split: SplitFrames, cfg: RecBoleConfig) -> RecBoleResult:
             shutil.rmtree(work, ignore_errors=True)
 
 
+class _TimeBudgetReached(Exception):
+    """Raised from the Trainer's epoch callback to end training at the time budget."""
+
+
 def _train_and_rank(
     cfg: RecBoleConfig, data_path: str, checkpoint_dir: str, seen: dict[str, set[str]]
 ) -> RecBoleResult:
@@ -397,14 +413,38 @@ def _train_and_rank(
 
     curve: list[float] = []
     start = time.perf_counter()
-    trainer.fit(
-        train_data,
-        valid_data,
-        verbose=True,
-        saved=True,
-        show_progress=False,
-        callback_fn=lambda epoch, score: curve.append(float(score)),
-    )
+
+    def on_epoch(epoch: int, score: float) -> None:  # runs after the best checkpoint is saved
+        curve.append(float(score))
+        elapsed = time.perf_counter() - start
+        budget = cfg.max_train_seconds
+        if (
+            budget is not None
+            and epoch + 1 < cfg.epochs
+            and elapsed * (1 + 1 / len(curve)) > budget
+        ):
+            raise _TimeBudgetReached
+
+    stop_reason = "epochs"
+    try:
+        trainer.fit(
+            train_data,
+            valid_data,
+            verbose=True,
+            saved=True,
+            show_progress=False,
+            callback_fn=on_epoch,
+        )
+        if len(curve) < cfg.epochs:
+            stop_reason = "early_stopping"
+    except _TimeBudgetReached:
+        stop_reason = "time_budget"
+        logger.info(
+            "%s: time budget %.0fs reached after %d epochs",
+            cfg.model,
+            cfg.max_train_seconds,
+            len(curve),
+        )
     train_seconds = time.perf_counter() - start
     best_epoch = max(range(len(curve)), key=curve.__getitem__) if curve else None
     if os.path.isfile(trainer.saved_model_file):
@@ -429,6 +469,7 @@ def _train_and_rank(
         valid_curve=curve,
         best_valid={k: float(v) for k, v in (trainer.best_valid_result or {}).items()},
         catalogue_size=int(test_data._dataset.item_num) - 1,  # minus the padding id
+        stop_reason=stop_reason,
         config={k: v for k, v in config_dict.items() if k not in ("data_path", "checkpoint_dir")},
     )
 

@@ -142,8 +142,8 @@ def _read_reviews(path: Path, fmt: str, tmp_root: Path | None) -> pl.DataFrame:
         spec.timestamp: "timestamp",
     }
     casts = {
-        "rating": (pl.Float64, "a number"),
-        "timestamp": (pl.Int64, "an integer " + ("(ms)" if spec.millis else "(s)")),
+        spec.rating: (pl.Float64, "a number"),
+        spec.timestamp: (pl.Int64, "an integer " + ("(ms)" if spec.millis else "(s)")),
     }
     if path.stat().st_size == 0:
         raise EmptyDatasetError(f"{path} is empty: expected {fmt} reviews")
@@ -161,16 +161,16 @@ def _read_reviews(path: Path, fmt: str, tmp_root: Path | None) -> pl.DataFrame:
         else:
             lf = pl.scan_ndjson(plain, schema=dict.fromkeys(names, pl.String), row_index_name=ROW)
             offset, word, check = 1, "field", _json_check
-        lf = lf.select(ROW, *[pl.col(k).alias(v) for k, v in names.items()])
+        lf = lf.select(ROW, *names)
         df = collect_checked(
             lf,
             path=path,
             casts=casts,
-            required=["user_id", "item_id"],
+            required=[spec.user, spec.item],
             line_offset=offset,
             check_line=check,
             field_word=word,
-        )
+        ).rename(names)
     if spec.millis and df.height:
         if df["timestamp"].max() < MS_THRESHOLD:
             logger.warning(

@@ -277,17 +277,15 @@ def read_ml_latest(folder: Path) -> RawData:
             f"{data}: header lacks column(s) {missing} (found {header}); "
             "expected userId,movieId,rating,timestamp"
         )
-    lf = pl.scan_csv(data, has_header=True, infer_schema=False, row_index_name=ROW).select(
-        ROW, *[pl.col(k).alias(v) for k, v in want.items()]
-    )
+    lf = pl.scan_csv(data, has_header=True, infer_schema=False, row_index_name=ROW)
     df = collect_checked(
-        lf,
+        lf.select(ROW, *want),
         path=data,
         casts=_TYPES,
-        required=["user_id", "item_id"],
+        required=["userId", "movieId"],
         line_offset=2,
         check_line=lambda s: None,
-    )
+    ).rename(want)
     movies = require_file(folder / "movies.csv", "MovieLens movie file movies.csv")
     text = "\n".join(decode_lines(movies, "utf-8"))
     reader = csv.reader(io.StringIO(text))

@@ -146,12 +146,12 @@ def collect_checked(
         raise_read_error(path, e, check_line)
         raise  # unreachable
     if df.height == 0:
-        return df
+        return df.drop(ROW)
     for col in required + list(casts):
         nulls = df[col].null_count()
         if nulls == 0:
             continue
-        if nulls == df.height and col in required:
+        if nulls == df.height and lf.select(pl.col(col).is_null().all()).collect().item():
             raise MissingColumnError(
                 f"{path}: {field_word} {col!r} is missing (absent or null in every record)"
             )

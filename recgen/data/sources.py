@@ -114,18 +114,19 @@ def detect_format(path: Path) -> str:
 
 def resolve(name_or_path: str | Path, format: str | None = None) -> Source:
     """Map a dataset name or path (+ optional format) to a :class:`Source`."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if text in BUILTIN_NAMES and not path.exists() and format in (None, text, "recbole"):
+        return Source(text, "recbole", movielens.wheel_ml100k(), builtin=True)
     if format is not None:
         format = ALIASES.get(format, format)
         if format not in KNOWN_FORMATS:
             raise UnknownFormatError(f"unknown format {format!r}; known formats: {_known()}")
-    text = str(name_or_path)
-    path = Path(text).expanduser()
     if text in BUILTIN_NAMES and not path.exists():
-        if format not in (None, "recbole"):
-            raise UnknownFormatError(
-                f"dataset {text!r} is RecBole's atomic ml-100k; format {format!r} does not apply"
-            )
-        return Source(text, "recbole", movielens.wheel_ml100k(), builtin=True)
+        raise UnknownFormatError(
+            f"dataset {text!r} is RecBole's atomic ml-100k; format {format!r} does not apply "
+            "(pass a folder path to read GroupLens files)"
+        )
     if not path.exists():
         if "/" not in text and "." not in text and format is None:
             raise UnknownFormatError(

@@ -19,6 +19,7 @@ the grammar's ``SlateRankLogitsProcessor``; same output structure, slower.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -120,6 +121,13 @@ def _pad_id(tokenizer: Any) -> int:
     return int(pad if pad is not None else tokenizer.eos_token_id)
 
 
+def _cache_kwarg(model: Any) -> str:
+    """``cache`` (transformers >= 5.2x) or ``past_key_values`` (older models)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set to -inf the logits outside the smallest set whose probability reaches top_p."""
     if top_p >= 1.0:
@@ -212,11 +220,10 @@ def _encode_chunk(
         input_ids=ids,
         attention_mask=attn if padded else None,
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{_cache_kwarg(model): cache},
     )
-    cache = out.past_key_values
     logits = out.logits[:, -1, :].float()
     if group_size > 1:
         cache.batch_repeat_interleave(group_size)
@@ -243,6 +250,7 @@ def _decode_chunk(
 ) -> dict[str, Any]:
     pad_id = _pad_id(tokenizer)
     eos_ids = _eos_ids(model, tokenizer)
+    cache_kw = _cache_kwarg(model)
     cache, logits, prompt_mask, next_pos = _encode_chunk(model, prompts, pad_id, group_size)
     rows = logits.shape[0]
     if constrained:
@@ -308,10 +316,9 @@ def _decode_chunk(
             input_ids=tokens.unsqueeze(1),
             attention_mask=step_mask,
             position_ids=(next_pos + step).unsqueeze(1),
-            past_key_values=cache,
             use_cache=True,
+            **{cache_kw: cache},
         )
-        cache = out.past_key_values
         logits = out.logits[:, -1, :].float()
     t_max = max(lengths) if lengths else 0
     return {
@@ -507,17 +514,24 @@ def generate_naive(
     with _EvalMode(model), torch.inference_mode():
         for prompt, fs in zip(prompts, forced, strict=True):
             ids = torch.tensor([list(prompt)], dtype=torch.long)
-            processor = _make_processor(processor_cls, grammar, group_size, fs)
-            sample_kwargs: dict[str, Any] = (
-                {"do_sample": False}
-                if greedy
-                else {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+            processor = processor_cls(
+                grammar, prompt_length=ids.shape[1], forced_slates=None if fs is None else [fs]
             )
+            if greedy:  # generate refuses num_return_sequences > 1 without sampling
+                ids = ids.expand(group_size, -1)
+                sample_kwargs: dict[str, Any] = {"do_sample": False, "num_return_sequences": 1}
+            else:
+                sample_kwargs = {
+                    "do_sample": True,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "top_k": 0,
+                    "num_return_sequences": group_size,
+                }
             out = model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=max_new_tokens,
-                num_return_sequences=group_size,
                 logits_processor=LogitsProcessorList([processor]),
                 return_dict_in_generate=True,
                 output_logits=True,
@@ -530,14 +544,6 @@ def generate_naive(
             lp = scaled.log_softmax(-1).gather(-1, seq[:, : raw.shape[1]].unsqueeze(-1))
             chunks.append(_replay(grammar, seq, lp.squeeze(-1), fs, pad_id))
     return _assemble(chunks, prompts, grammar, tokenizer, group_size, temperature, True)
-
-
-def _make_processor(processor_cls: Any, grammar: Any, rows: int, forced_slate: Any) -> Any:
-    """Build the grammar's logits processor for ``rows`` sequences sharing one prompt."""
-    try:
-        return processor_cls(grammar, num_rows=rows, forced_slates=[forced_slate] * rows)
-    except TypeError:
-        return processor_cls(grammar)
 
 
 def _replay(
@@ -602,8 +608,11 @@ def completion_logprobs(
     ids[:, p_max:] = completion_ids
     attn[:, p_max:] = completion_mask.long()
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=positions).logits
-    logits = logits[:, p_max - 1 : width - 1, :].float()
+    # only the last t + 1 positions need logits (the prompt's would be (R, P, vocab))
+    logits = model(
+        input_ids=ids, attention_mask=attn, position_ids=positions, logits_to_keep=t + 1
+    ).logits
+    logits = logits[:, :t, :].float()
     if temperature != 1.0:
         logits = logits / temperature
     lp = logits.log_softmax(-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)

@@ -132,7 +132,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # seconds on 2 cores: the tiny random model, short everything
     "smoke": dict(
         model="tiny", dtype="fp32", lora=False, steps=3, prompts_per_step=2, group_size=4,
-        micro_batch=8, lr=1e-3, checkpoint_every=1, eval_users=8, retriever_epochs=2,
+        micro_batch=8, lr=1e-3, checkpoint_every=1, eval_users=8, retriever_epochs=1,
         history_len=5, max_title_tokens=8, sft_batch_size=4, train_examples_per_user=1,
     ),
     # SmolLM2-135M bf16 LoRA; about an hour for SFT + one RL method on 2 cores

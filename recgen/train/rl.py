@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recgen.examples import Example
-from recgen.rewards import coverage, ndcg_reward
+from recgen.rewards import rollout_rewards
 from recgen.train import objectives as obj
 from recgen.train.checkpoint import load_latest, save_checkpoint
 from recgen.train.config import TrainConfig
@@ -47,13 +47,10 @@ def score_rollouts(examples: list[Example], parsed: list[Any], group_size: int, 
     r_gen, r_rank, invalid = [], [], 0
     for r, out in enumerate(parsed):
         ex = examples[r // group_size]
-        if out.error is not None:
-            invalid += 1
-            r_gen.append(cfg.format_penalty)
-            r_rank.append(cfg.format_penalty)
-            continue
-        r_gen.append(coverage(ex.items_at(out.slate), ex.relevant))
-        r_rank.append(ndcg_reward(ex.items_at(out.ranking), ex.relevant, cfg.rank_size))
+        invalid += out.error is not None
+        rr = rollout_rewards(out, ex.relevant, k=cfg.rank_size, penalty=cfg.format_penalty, order=ex.order)
+        r_gen.append(rr.r_gen)
+        r_rank.append(rr.r_rank)
     return StepRewards(torch.tensor(r_gen, dtype=torch.float32), torch.tensor(r_rank, dtype=torch.float32), invalid)
 
 

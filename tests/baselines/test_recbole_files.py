@@ -80,3 +80,23 @@ def test_bad_ids_rejected(tmp_path, synthetic_split):
     dup = pl.concat([s.valid, s.valid.head(1)])
     with pytest.raises(DataError, match="one row per user"):
         write_benchmark_files(type(s)(s.train, dup, s.test), tmp_path)
+
+
+def test_ml100k_general_files_match_recgen_split(tmp_path, ml100k):
+    """On the real dataset: RecBole's three splits hold exactly recgen's rows."""
+    counts = write_benchmark_files(ml100k, tmp_path / "recgen", sequential=False)
+    assert counts == {"train": ml100k.train.height, "valid": 943, "test": 943}
+    with recbole_compat():
+        ds, parts = _recbole_splits(tmp_path, "BPR")
+    assert ds.item_num - 1 == ml100k.num_items  # every catalogue item has an interaction
+    for part, frame in zip(parts, (ml100k.train, ml100k.valid, ml100k.test), strict=True):
+        assert _pairs(ds, part) == _frame_pairs(frame)
+
+
+@pytest.mark.slow
+def test_ml100k_sequential_counts(tmp_path, ml100k):
+    counts = write_benchmark_files(ml100k, tmp_path / "recgen", sequential=True)
+    assert counts["train"] == ml100k.train.height - 943  # one row per prefix
+    with recbole_compat():
+        _, parts = _recbole_splits(tmp_path, "SASRec")
+    assert [len(p) for p in parts] == [counts["train"], 943, 943]

@@ -44,8 +44,16 @@ def test_short_ranking_when_catalogue_runs_out(synthetic_split):
         {"valid_metric": "NDCG"},
         {"dataset_name": "a/b"},
         {"stopping_step": 0},
+        {"max_train_seconds": 0.0},
     ],
 )
 def test_config_rejects_nonsense(kwargs):
     with pytest.raises(ConfigError):
         RecBoleConfig(**kwargs)
+
+
+def test_time_budget_stops_training(synthetic_split):
+    cfg = RecBoleConfig(model="BPR", epochs=50, max_train_seconds=1e-6, top_n=5)
+    result = run_recbole(synthetic_split, cfg)
+    assert result.epochs_run == 1 and result.stop_reason == "time_budget"
+    assert len(result.rankings) == synthetic_split.test.height

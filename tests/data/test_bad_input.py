@@ -66,6 +66,13 @@ def test_missing_field_jsonl(tmp_path, raw):
         load_dataset(tmp_path / "Beauty.jsonl", cache=False)
 
 
+def test_missing_field_is_named_as_in_the_file(tmp_path, raw):
+    recs = [{"user_id": "u", "parent_asin": "p", "rating": 1, "timestamp": 1_600_000_000_000}]
+    raw.write(tmp_path / "Books.json", raw.jsonl(recs * 3))
+    with pytest.raises(MissingColumnError, match="field 'reviewerID' is missing"):
+        load_dataset(tmp_path / "Books.json", format="amazon-2018", cache=False)
+
+
 def test_missing_field_on_one_line(tmp_path, raw):
     recs = [{"user_id": "u", "parent_asin": "p", "rating": 1, "timestamp": 1_600_000_000_000}] * 3
     recs[1] = {"parent_asin": "p", "rating": 1, "timestamp": 1_600_000_000_000}
@@ -154,3 +161,16 @@ def test_config_errors():
         DataConfig(min_user_interactions=2)
     with pytest.raises(ConfigError, match="min_rating"):
         DataConfig(min_rating="high")  # type: ignore[arg-type]
+
+
+def test_builtin_name_with_a_foreign_format():
+    with pytest.raises(UnknownFormatError, match="does not apply"):
+        load_dataset("ml-100k", format="ml-1m")
+    assert load_dataset("ml-100k", format="ml-100k").num_users == 943
+
+
+def test_header_only_file_is_empty(tmp_path, raw):
+    raw.write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n")
+    raw.write(tmp_path / "movies.csv", "movieId,title,genres\n")
+    with pytest.raises(EmptyDatasetError, match="no interactions were read"):
+        load_dataset(tmp_path, cache=False)

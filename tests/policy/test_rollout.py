@@ -29,7 +29,7 @@ def _recompute_single(policy, batch, temperature):
             n = int(batch.lengths[r])
             prompt = batch.row_prompt_ids(r)
             ids = torch.tensor([prompt + batch.completion_ids[r, :n].tolist()])
-            logits = policy.model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+            logits = policy.model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float()
             lp = (logits / temperature).log_softmax(-1)
             out[r, :n] = lp.gather(-1, ids[0, len(prompt) :, None]).squeeze(-1)
     return out

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from retrieval_synthetic import successor_dataset, tiny_config
+import sys
+from pathlib import Path
 
-from recgen.retrieval import ItemIndex, SASRec, SASRecConfig
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for retrieval_synthetic
+from retrieval_synthetic import successor_dataset, tiny_config  # noqa: E402
+
+from recgen.retrieval import ItemIndex, SASRec, SASRecConfig  # noqa: E402
 
 
 @pytest.fixture(scope="session")
