@@ -33,9 +33,10 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recgen tests benchmarks
 
-## make train: the main job (training on ml-100k with SmolLM2-135M, cpu preset)
+## make train: the main job on ml-100k with SmolLM2-135M (cpu preset): SFT warm start, then F-GRPO
 train: $(STAMP)
-	$(VENV)/bin/recgen train --method fgrpo --preset cpu
+	$(VENV)/bin/recgen train --method sft --preset cpu --out-dir runs/sft-cpu
+	$(VENV)/bin/recgen train --method fgrpo --preset cpu --init-from runs/sft-cpu/final --out-dir runs/fgrpo-cpu
 
 clean-venv:
 	rm -rf $(VENV)

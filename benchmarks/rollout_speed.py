@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
 import pstats
@@ -24,16 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-import recgen.runtime  # noqa: F401  (OMP policy + offline before torch)
-
-import torch  # noqa: E402
-
-from recgen.io import atomic_write_bytes, atomic_write_json  # noqa: E402
-from recgen.policy.grammar import SlateRankGrammar  # noqa: E402
-from recgen.policy.models import load_policy  # noqa: E402
-from recgen.policy.prompt import PromptConfig, build_prompt, format_title  # noqa: E402
-from recgen.policy.rollout import generate_naive, greedy_decode, sample_groups  # noqa: E402
-from recgen.runtime import configure  # noqa: E402
+import recgen.runtime  # noqa: F401  (OMP policy + offline mode before torch starts)
+from recgen.io import atomic_write_bytes, atomic_write_json
+from recgen.policy.grammar import SlateRankGrammar
+from recgen.policy.models import load_policy
+from recgen.policy.prompt import PromptConfig, build_prompt, format_title
+from recgen.policy.rollout import generate_naive, greedy_decode, sample_groups
+from recgen.runtime import configure
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -196,9 +193,10 @@ def main(argv: list[str] | None = None) -> None:
         profile(args.profile, args)
         return
     report = {
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": "python "
+        + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-        "torch": torch.__version__,
+        "torch": importlib.metadata.version("torch"),
         "threads": threads,
         "model": "smollm2-135m (converted GGUF Q4_1 -> safetensors)",
         "group_size": args.group_size,

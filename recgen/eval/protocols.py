@@ -142,3 +142,28 @@ def compare(results: dict[str, EvalResult], reference: str, metric: str, *, seed
         p = paired_test(ref.per_user[metric], res.per_user[metric], seed=seed)
         out[name] = p._asdict()
     return out
+
+
+def format_failures(policy, grammar, examples: list[Example], *, batch_size: int = 8,
+                    max_new_tokens: int = 80) -> dict[str, object]:
+    """Unconstrained greedy decoding: how often the model fails the output format on its own,
+    and why (the parser's reasons, counted)."""
+    from collections import Counter
+
+    from recgen.policy.rollout import sample_groups
+
+    reasons: Counter[str] = Counter()
+    samples: list[str] = []
+    for s in tqdm(range(0, len(examples), batch_size), desc="decode unconstrained", leave=False):
+        batch = examples[s: s + batch_size]
+        rb = sample_groups(policy, [list(ex.input_ids) for ex in batch], grammar, group_size=1, greedy=True,
+                           constrained=False, max_new_tokens=max_new_tokens)
+        for text, out in zip(rb.texts, rb.parsed, strict=True):
+            if out.error is not None:
+                reasons[out.error.split(":")[0]] += 1
+            if len(samples) < 5:
+                samples.append(text)
+    n = len(examples)
+    failed = sum(reasons.values())
+    return {"users": n, "failures": failed, "failure_rate": failed / n if n else 0.0,
+            "reasons": dict(reasons.most_common()), "sample_outputs": samples}

@@ -957,8 +957,9 @@ class SlateRankLogitsProcessor(LogitsProcessor):
     On each call the processor advances every unfinished row with the last token of
     ``input_ids`` (rows that are done ignore it: ``generate`` writes pad there), then
     masks. It is stateful: use a new processor per ``generate`` call (cheap; the
-    grammar's tables are cached) or call :meth:`reset`. After generation :attr:`states`
-    holds the final per-row states (slate, ranking). Run it before top-k (``generate``
+    grammar's tables are cached) or call :meth:`reset`. After generation call
+    :meth:`finish` with the returned sequences: :attr:`states` then holds the final
+    per-row states (slate, ranking, done) — without it they lack the last token. Run it before top-k (``generate``
     applies user processors before its sampling warpers) and do not combine it with
     ``min_new_tokens`` / ``min_length`` (they may forbid the only legal token, EOS).
     """
@@ -1012,6 +1013,30 @@ class SlateRankLogitsProcessor(LogitsProcessor):
         else:
             self.states = [g.new_state() for _ in range(rows)]
         logger.debug("grammar processor: %d rows, prompt length %d", rows, cur_len)
+
+    def finish(self, sequences: torch.Tensor) -> list[DecodeState]:
+        """Advance the states with the tokens the processor has not seen; return them.
+
+        ``generate`` calls processors *before* sampling each token, so after it returns
+        the states lack the last sampled token (usually the final EOS). Pass the full
+        output of ``generate`` (prompt + completion, as returned) to catch up; rows that
+        are already done ignore the extra tokens.
+        """
+        if self.states is None or self._last_len is None:
+            raise GrammarError("finish() before the processor has seen any step.")
+        if sequences.shape[0] != len(self.states):
+            raise GrammarError(
+                f"sequences has {sequences.shape[0]} rows but the processor tracks "
+                f"{len(self.states)}."
+            )
+        tail = sequences[:, self._last_len :].tolist()
+        for st, toks in zip(self.states, tail, strict=True):
+            for tok in toks:
+                if st.done:
+                    break
+                st.advance(tok)
+        self._last_len = sequences.shape[1]
+        return self.states
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         rows, cur_len = input_ids.shape

@@ -322,7 +322,6 @@ def load_policy(
     in eval mode; the tokenizer pads on the left and has a pad token (eos when the model
     defines none; SmolLM2's pad is ``<|im_end|>``, also its eos).
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from recgen.runtime import configure
@@ -353,7 +352,11 @@ def load_policy(
     if lora is not None:
         net = apply_lora(net, lora)
     logger.info(
-        "loaded %s (%s, %s) in %.1f s", model, dtype, "LoRA" if lora else "full", time.perf_counter() - start
+        "loaded %s (%s, %s) in %.1f s",
+        model,
+        dtype,
+        "LoRA" if lora else "full",
+        time.perf_counter() - start,
     )
     return Policy(model=net, tokenizer=tokenizer, name=model)
 

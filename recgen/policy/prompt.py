@@ -145,9 +145,11 @@ def build_prompt(
     noun = cfg.item_noun
 
     history = list(history_titles)[-cfg.history_len :]
-    lines = [f"The user's last {len(history)} {noun}s, oldest first:"] if history else [
-        f"The user has no {noun} history yet."
-    ]
+    lines = (
+        [f"The user's last {len(history)} {noun}s, oldest first:"]
+        if history
+        else [f"The user has no {noun} history yet."]
+    )
     lines += [f"- {truncate_title(tokenizer, t, cfg.max_title_tokens)}" for t in history]
     lines.append("")
     lines.append("Candidates:")

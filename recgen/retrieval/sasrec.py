@@ -218,8 +218,9 @@ class SASRec:
         self.item_index = {it: i for i, it in enumerate(self.item_ids)}
         if len(self.item_index) != len(self.item_ids):
             raise RetrievalError("SASRec item ids must be unique")
-        torch.manual_seed(self.cfg.seed)
-        self.net = _Net(len(self.item_ids), self.cfg)
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
+            torch.manual_seed(self.cfg.seed)
+            self.net = _Net(len(self.item_ids), self.cfg)
         self.net.eval()
         self.report = FitReport()
 
@@ -243,6 +244,9 @@ class SASRec:
         if inp.shape[0] == 0:
             raise RetrievalError(f"dataset {ds.name!r}: no train sequence has 2 or more items")
         v_hist = [train_seqs[u] for u, _ in valid_users]
+        if not v_hist:
+            logger.warning("dataset %r has no valid users: no early stopping, last epoch kept",
+                           ds.name)
         v_tgt = np.array([self.item_index[t] if t in self.item_index else -1
                           for _, t in valid_users])
         if (v_tgt < 0).any():
@@ -277,13 +281,13 @@ class SASRec:
             ndcg = self._valid_ndcg10(v_hist, v_tgt)
             rep.valid_ndcg10.append(ndcg)
             rep.epochs_run = epoch
-            if ndcg > rep.best_valid_ndcg10 or best_state is None:
+            if ndcg > rep.best_valid_ndcg10 or best_state is None or not v_hist:
                 rep.best_valid_ndcg10, rep.best_epoch = ndcg, epoch
                 best_state = copy.deepcopy(self.net.state_dict())
             bar.set_postfix(loss=f"{rep.train_loss[-1]:.3f}", ndcg=f"{ndcg:.4f}",
                             best=f"{rep.best_valid_ndcg10:.4f}@{rep.best_epoch}")
             logger.debug("epoch %d loss %.4f valid NDCG@10 %.4f", epoch, rep.train_loss[-1], ndcg)
-            if cfg.patience and epoch - rep.best_epoch >= cfg.patience:
+            if cfg.patience and v_hist and epoch - rep.best_epoch >= cfg.patience:
                 break
         bar.close()
         assert best_state is not None

@@ -41,7 +41,9 @@ def prompts(smollm2_tokenizer) -> list[list[int]]:
     for b in range(3):
         pool_ids = [str(100 + b * 50 + i) for i in range(N_CANDIDATES)]
         history = movie_titles(1 + b, offset=70)
-        p = build_prompt(smollm2_tokenizer, history, pool_ids, movie_titles(N_CANDIDATES, b), cfg, seed=b)
+        p = build_prompt(
+            smollm2_tokenizer, history, pool_ids, movie_titles(N_CANDIDATES, b), cfg, seed=b
+        )
         out.append(p.input_ids)
     assert len({len(p) for p in out}) > 1
     return out

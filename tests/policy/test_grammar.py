@@ -147,7 +147,7 @@ def _generate(model, tokenizer, grammar, prompt_text, rows, *, processor=None, *
             **kw,
         )
     completion = out[:, prompt.shape[1] :]
-    return completion, tokenizer.batch_decode(completion, skip_special_tokens=True)
+    return out, completion, tokenizer.batch_decode(completion, skip_special_tokens=True)
 
 
 # -------------------------------------------------------------------------------- parser
@@ -475,7 +475,7 @@ def test_generate_sampling_word_tokenizer_1000(tiny_word_model, word_tokenizer):
     for seed in (0, 1):
         torch.manual_seed(seed)
         proc = SlateRankLogitsProcessor(g)
-        _, t = _generate(
+        out, _, t = _generate(
             tiny_word_model,
             word_tokenizer,
             g,
@@ -486,6 +486,8 @@ def test_generate_sampling_word_tokenizer_1000(tiny_word_model, word_tokenizer):
             temperature=1.3,
         )
         texts += t
+        assert not all(s.done for s in proc.states)  # generate never shows the last token
+        proc.finish(out)  # catch up with the last sampled token
         assert [s.done for s in proc.states] == [True] * 500
     bad = [(t, g.parse(t).error) for t in texts if not g.parse(t).valid]
     assert len(texts) == 1000 and bad == []
@@ -496,7 +498,7 @@ def test_generate_sampling_smollm2(tiny_grammar_model, smollm2_tokenizer, g20):
     """Sampling with the real tokenizer (200 rollouts) + phases agree with the text rule."""
     torch.manual_seed(0)
     proc = SlateRankLogitsProcessor(g20)
-    completion, texts = _generate(
+    _, completion, texts = _generate(
         tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 200, processor=proc, do_sample=True
     )
     assert all(g20.parse(t).valid for t in texts), [g20.parse(t).error for t in texts]
@@ -513,7 +515,7 @@ def test_generate_sampling_smollm2_10000(tiny_grammar_model, smollm2_tokenizer, 
     for seed in range(40):
         torch.manual_seed(seed)
         proc = SlateRankLogitsProcessor(g20)
-        _, texts = _generate(
+        _, _, texts = _generate(
             tiny_grammar_model,
             smollm2_tokenizer,
             g20,
@@ -535,7 +537,7 @@ def test_generate_sampling_word_tokenizer_10000(tiny_word_model, word_tokenizer)
     for seed in range(10):
         torch.manual_seed(seed)
         proc = SlateRankLogitsProcessor(g)
-        _, texts = _generate(
+        _, _, texts = _generate(
             tiny_word_model, word_tokenizer, g, "Pick:", 1000, processor=proc, do_sample=True
         )
         n_bad += sum(not g.parse(t).valid for t in texts)
@@ -577,7 +579,7 @@ def test_generate_greedy_and_batch_of_prompts(tiny_grammar_model, smollm2_tokeni
 
 def test_unconstrained_is_mostly_invalid(tiny_grammar_model, smollm2_tokenizer, g20):
     torch.manual_seed(0)
-    _, texts = _generate(tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 64, do_sample=True)
+    _, _, texts = _generate(tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 64, do_sample=True)
     n_valid = sum(is_valid(t, N, M, K) for t in texts)
     assert n_valid <= 3, n_valid  # a random model essentially never gets it right alone
 
@@ -618,7 +620,9 @@ def test_generate_forced_slates(tiny_word_model, word_tokenizer):
             pad_token_id=tok.pad_token_id,
             top_k=0,
         )
+    proc2.finish(out)
     assert proc2.states[0].slate == forced[0] and proc2.states[1].done
+    assert proc2.states[0].done
     assert states[0].num_tokens == 0  # the given states are cloned, not mutated
     with pytest.raises(GrammarError, match="do not match"):
         SlateRankLogitsProcessor(g, forced_slates=forced * 2)(

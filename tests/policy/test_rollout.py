@@ -185,7 +185,13 @@ def test_greedy_decode_single_request(tiny_policy, grammar, prompts):
 
 def test_unconstrained_mode(tiny_policy, grammar, prompts):
     batch = sample_groups(
-        tiny_policy, prompts[:2], grammar, group_size=2, constrained=False, max_new_tokens=12, seed=0
+        tiny_policy,
+        prompts[:2],
+        grammar,
+        group_size=2,
+        constrained=False,
+        max_new_tokens=12,
+        seed=0,
     )
     assert batch.completion_ids.shape[0] == 4 and batch.completion_ids.shape[1] <= 12
     assert not (batch.gen_mask & batch.rank_mask).any()
