@@ -46,8 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def full_catalogue(ds: Any, model: Any, split: str, k: int, n_boot: int, seed: int
-                   ) -> dict[str, Any]:
+def full_catalogue(
+    ds: Any, model: Any, split: str, k: int, n_boot: int, seed: int
+) -> dict[str, Any]:
     """The retriever's own top-k over all items (history excluded), per-user metrics + CIs."""
     from recgen.eval.metrics import mrr_at_k, ndcg_at_k, recall_at_k
     from recgen.eval.significance import bootstrap_ci
@@ -96,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         times = []
         for _ in range(max(1, args.reps)):
             t = time.perf_counter()
-            built = build_pools(ds, model, index, PoolConfig(size=n, mode="retrieve"),
-                                splits=("valid", "test"))
+            built = build_pools(
+                ds, model, index, PoolConfig(size=n, mode="retrieve"), splits=("valid", "test")
+            )
             times.append(time.perf_counter() - t)
         pools[str(n)] = {s: recall_of(df) for s, df in built.items()}
         pools[str(n)]["build_s"] = statistics.median(times)
@@ -107,12 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/pool_recall.py " + shlex.join(argv or sys.argv[1:]),
         "dataset": ds.name,
         "threads": args.threads,
-        "retriever": {"config": asdict(model.cfg), "report": asdict(model.report),
-                      "loaded_from": args.retriever},
+        "retriever": {
+            "config": asdict(model.cfg),
+            "report": asdict(model.report),
+            "loaded_from": args.retriever,
+        },
         "index_kind": index.kind,
         "pool_recall": pools,
-        "full_catalogue": {s: full_catalogue(ds, model, s, 10, args.bootstrap, args.seed)
-                           for s in ("valid", "test")},
+        "full_catalogue": {
+            s: full_catalogue(ds, model, s, 10, args.bootstrap, args.seed)
+            for s in ("valid", "test")
+        },
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,11 +161,18 @@ def to_markdown(r: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for split, m in r["full_catalogue"].items():
-        lines.append(f"| {split} | {m['users']} | {_ci(m['ndcg@10'])} | {_ci(m['recall@10'])} "
-                     f"| {_ci(m['mrr@10'])} |")
-    lines += ["", "Reference (same split, RecBole SASRec, 10 epochs): test NDCG@10 0.0551, "
-              "Recall@10 0.1177, best valid NDCG@10 0.0683.", "",
-              f"Command: `{r['command']}`", ""]
+        lines.append(
+            f"| {split} | {m['users']} | {_ci(m['ndcg@10'])} | {_ci(m['recall@10'])} "
+            f"| {_ci(m['mrr@10'])} |"
+        )
+    lines += [
+        "",
+        "Reference (same split, RecBole SASRec, 10 epochs): test NDCG@10 0.0551, "
+        "Recall@10 0.1177, best valid NDCG@10 0.0683.",
+        "",
+        f"Command: `{r['command']}`",
+        "",
+    ]
     return "\n".join(lines)
 
 

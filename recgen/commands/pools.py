@@ -20,24 +20,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--dataset", default="ml-100k", help="dataset name or path (default: ml-100k)")
     b.add_argument("--size", type=int, default=20, help="N: candidates per pool (default: 20)")
-    b.add_argument("--mode", choices=["inject", "retrieve"], default="inject",
-                   help="inject: top N-1 + target when missing; retrieve: plain top N "
-                   "(default: inject)")
-    b.add_argument("--train-examples-per-user", type=int, default=5,
-                   help="latest train positions per user that become examples (0 = all; "
-                   "default: 5)")
-    b.add_argument("--retriever", default=None,
-                   help="folder of a saved retriever to load (default: train one)")
-    b.add_argument("--epochs", type=int, default=SASRecConfig.epochs,
-                   help=f"max retriever epochs when training (default: {SASRecConfig.epochs})")
-    b.add_argument("--patience", type=int, default=SASRecConfig.patience,
-                   help=f"early-stopping patience (default: {SASRecConfig.patience})")
+    b.add_argument(
+        "--mode",
+        choices=["inject", "retrieve"],
+        default="inject",
+        help="inject: top N-1 + target when missing; retrieve: plain top N (default: inject)",
+    )
+    b.add_argument(
+        "--train-examples-per-user",
+        type=int,
+        default=5,
+        help="latest train positions per user that become examples (0 = all; default: 5)",
+    )
+    b.add_argument(
+        "--retriever", default=None, help="folder of a saved retriever to load (default: train one)"
+    )
+    b.add_argument(
+        "--epochs",
+        type=int,
+        default=SASRecConfig.epochs,
+        help=f"max retriever epochs when training (default: {SASRecConfig.epochs})",
+    )
+    b.add_argument(
+        "--patience",
+        type=int,
+        default=SASRecConfig.patience,
+        help=f"early-stopping patience (default: {SASRecConfig.patience})",
+    )
     b.add_argument("--threads", type=int, default=0, help="torch threads (0 = free cores)")
     b.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    b.add_argument("--index", choices=["auto", "flat", "ivf", "hnsw"], default="auto",
-                   help="FAISS index kind (default: auto = exact below 100k items)")
-    b.add_argument("--splits", default="train,valid,test",
-                   help="comma-separated splits to build (default: train,valid,test)")
+    b.add_argument(
+        "--index",
+        choices=["auto", "flat", "ivf", "hnsw"],
+        default="auto",
+        help="FAISS index kind (default: auto = exact below 100k items)",
+    )
+    b.add_argument(
+        "--splits",
+        default="train,valid,test",
+        help="comma-separated splits to build (default: train,valid,test)",
+    )
     b.add_argument("--out", required=True, help="output folder")
     b.set_defaults(func=_build)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -47,11 +69,16 @@ def job_from_args(args: argparse.Namespace) -> PoolBuildJob:
     return PoolBuildJob(
         out=args.out,
         dataset=args.dataset,
-        pools=PoolConfig(size=args.size, mode=args.mode,
-                         train_examples_per_user=args.train_examples_per_user, seed=args.seed),
+        pools=PoolConfig(
+            size=args.size,
+            mode=args.mode,
+            train_examples_per_user=args.train_examples_per_user,
+            seed=args.seed,
+        ),
         retriever=args.retriever,
-        sasrec=SASRecConfig(epochs=args.epochs, patience=args.patience, threads=args.threads,
-                            seed=args.seed),
+        sasrec=SASRecConfig(
+            epochs=args.epochs, patience=args.patience, threads=args.threads, seed=args.seed
+        ),
         index_kind=args.index,
         splits=tuple(s.strip() for s in args.splits.split(",") if s.strip()),
     )
@@ -61,10 +88,14 @@ def _build(args: argparse.Namespace) -> int:
     summary = build_pool_files(job_from_args(args))
     rep = summary["retriever"]["report"]
     if not summary["retriever"]["loaded_from"]:
-        print(f"retriever: best valid NDCG@10 {rep['best_valid_ndcg10']:.4f} at epoch "
-              f"{rep['best_epoch']} ({rep['train_seconds']:.1f} s)")
+        print(
+            f"retriever: best valid NDCG@10 {rep['best_valid_ndcg10']:.4f} at epoch "
+            f"{rep['best_epoch']} ({rep['train_seconds']:.1f} s)"
+        )
     for split, n in summary["rows"].items():
-        print(f"{split}: {n} pools of {summary['size']} ({summary['mode']}), "
-              f"retrieve recall@{summary['size']} = {summary['pool_recall'][split]:.4f}")
+        print(
+            f"{split}: {n} pools of {summary['size']} ({summary['mode']}), "
+            f"retrieve recall@{summary['size']} = {summary['pool_recall'][split]:.4f}"
+        )
     print(f"wrote {args.out}")
     return 0

@@ -625,9 +625,8 @@ class SlateRankGrammar:
         segs += [(t.t_sep, _RANK, "rank")] * (rank_size - 1) + [(t.t_close, _RANK, "rank")]
         segs += [(t.t_eos, _CONST, "rank")]
         self._segments = tuple(segs)
-        self._trie_index = {
-            id(tr): i for i, tr in enumerate((t.t_open, t.t_sep, t.t_mid, t.t_close, t.t_eos))
-        }
+        tries = (t.t_open, t.t_sep, t.t_mid, t.t_close, t.t_eos)
+        self._seg_trie_index = tuple(tries.index(trie) for trie, _, _ in segs)
         self._pool_mask = ((1 << (n_candidates + 1)) - 1) & ~1
         done = list(t.eos_ids)
         if t.pad_id is not None and t.pad_id not in done:
@@ -732,7 +731,7 @@ class SlateRankGrammar:
 
     def _allowed(self, seg: int, node: int, avail: int) -> tuple[int, ...]:
         trie = self._segments[seg][0]
-        key = (self._trie_index[id(trie)], node, avail & trie.mask[node])
+        key = (self._seg_trie_index[seg], node, avail & trie.mask[node])
         cache = self._t.allowed_cache
         hit = cache.get(key)
         if hit is None:
@@ -914,11 +913,15 @@ def _tok_text(tokenizer: Any, tok: int) -> str:
 # --------------------------------------------------------------------------------------
 # logits masking and the transformers processor
 # --------------------------------------------------------------------------------------
-def apply_grammar_mask(scores: torch.Tensor, states: Sequence[DecodeState]) -> torch.Tensor:
+def apply_grammar_mask(
+    scores: torch.Tensor, states: Sequence[DecodeState], *, inplace: bool = False
+) -> torch.Tensor:
     """Return ``scores`` (rows, vocab) with every token a row's state forbids set to -inf.
 
     One gather/scatter for the whole batch; rows that are done allow only EOS/pad. Use
     it in a custom decoding loop: ``logits = apply_grammar_mask(logits, states)``.
+    ``inplace=True`` overwrites ``scores`` instead of allocating a new (rows, vocab)
+    tensor (cheaper; only when nothing else holds ``scores``).
     """
     if scores.shape[0] != len(states):
         raise GrammarError(
@@ -937,8 +940,9 @@ def apply_grammar_mask(scores: torch.Tensor, states: Sequence[DecodeState]) -> t
             f"allowed token id {max(cols)} is outside the logits width {scores.shape[1]}; "
             "the model's vocabulary does not cover the tokenizer's."
         )
-    out = torch.full_like(scores, float("-inf"))
-    out[r, c] = scores[r, c]
+    kept = scores[r, c]
+    out = scores.fill_(float("-inf")) if inplace else torch.full_like(scores, float("-inf"))
+    out[r, c] = kept
     return out
 
 
@@ -953,10 +957,13 @@ class SlateRankLogitsProcessor(LogitsProcessor):
         forced_slates: per-row (length = rows) or per-prompt (length B, rows =
             B * num_return_sequences, repeated consecutively as ``generate`` does) slates
             for the decoupled baseline; None entries are free.
+        inplace: mask ``scores`` in place instead of allocating a new (rows, vocab)
+            tensor: ~10x cheaper on CPU (no page faults), safe with ``generate`` unless
+            ``output_logits=True`` (which keeps the tensor it passes in).
 
     On each call the processor advances every unfinished row with the last token of
     ``input_ids`` (rows that are done ignore it: ``generate`` writes pad there), then
-    masks. It is stateful: use a new processor per ``generate`` call (cheap; the
+    masks (out of place: ``generate`` may keep the raw logits). It is stateful: use a new processor per ``generate`` call (cheap; the
     grammar's tables are cached) or call :meth:`reset`. After generation call
     :meth:`finish` with the returned sequences: :attr:`states` then holds the final
     per-row states (slate, ranking, done) — without it they lack the last token. Run it before top-k (``generate``
@@ -971,11 +978,13 @@ class SlateRankLogitsProcessor(LogitsProcessor):
         *,
         states: Sequence[DecodeState] | None = None,
         forced_slates: Sequence[Sequence[int] | None] | None = None,
+        inplace: bool = False,
     ) -> None:
         if states is not None and forced_slates is not None:
             raise ConfigError("give states or forced_slates, not both.")
         self.grammar = grammar
         self.prompt_length = prompt_length
+        self.inplace = inplace
         self._initial_states = list(states) if states is not None else None
         self._forced = (
             [None if f is None else list(f) for f in forced_slates]
@@ -1065,4 +1074,4 @@ class SlateRankLogitsProcessor(LogitsProcessor):
                     st.advance(tok)
         self._last_len = cur_len
         assert self.states is not None
-        return apply_grammar_mask(scores, self.states)
+        return apply_grammar_mask(scores, self.states, inplace=self.inplace)

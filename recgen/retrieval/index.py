@@ -65,8 +65,12 @@ class ItemIndex:
     ) -> None:
         if kind not in _KINDS:
             raise ConfigError(f"ItemIndex kind must be one of {_KINDS}, got {kind!r}")
-        for name, value in (("nprobe", nprobe), ("hnsw_m", hnsw_m), ("ef_search", ef_search),
-                            ("auto_threshold", auto_threshold)):
+        for name, value in (
+            ("nprobe", nprobe),
+            ("hnsw_m", hnsw_m),
+            ("ef_search", ef_search),
+            ("auto_threshold", auto_threshold),
+        ):
             if value < 1:
                 raise ConfigError(f"ItemIndex {name} must be >= 1, got {value!r}")
         if nlist is not None and nlist < 1:
@@ -79,8 +83,11 @@ class ItemIndex:
         self.nprobe, self.ef_search = nprobe, ef_search
         if _index is not None:  # load()
             self.index, self.kind, self.dim = _index, kind, _index.d
-            self.nlist = getattr(faiss.try_extract_index_ivf(_index), "nlist", None) \
-                if kind == "ivf" else None
+            self.nlist = (
+                getattr(faiss.try_extract_index_ivf(_index), "nlist", None)
+                if kind == "ivf"
+                else None
+            )
             self._check_size(_index.ntotal)
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -103,8 +110,9 @@ class ItemIndex:
         else:
             self.nlist = min(nlist or default_nlist(n), n)
             quantizer = faiss.IndexFlatIP(self.dim)
-            self.index = faiss.IndexIVFFlat(quantizer, self.dim, self.nlist,
-                                            faiss.METRIC_INNER_PRODUCT)
+            self.index = faiss.IndexIVFFlat(
+                quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT
+            )
             sample = vectors
             max_train = self.nlist * train_points_per_list
             if n > max_train:
@@ -114,8 +122,9 @@ class ItemIndex:
             self.index.train(sample)
         self.index.add(vectors)
         self.build_seconds = time.perf_counter() - start
-        logger.info("built %s index over %d x %d vectors in %.2f s", kind, n, self.dim,
-                    self.build_seconds)
+        logger.info(
+            "built %s index over %d x %d vectors in %.2f s", kind, n, self.dim, self.build_seconds
+        )
 
     def _check_size(self, n: int) -> None:
         if n != len(self.item_ids):
@@ -139,8 +148,9 @@ class ItemIndex:
             return faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
         return None
 
-    def _raw_search(self, q: np.ndarray, k: int, exhaustive: bool = False
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _raw_search(
+        self, q: np.ndarray, k: int, exhaustive: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         params = self._params(k, exhaustive)
         if params is None:
             return self.index.search(q, k)
@@ -176,8 +186,10 @@ class ItemIndex:
         for r, ex in enumerate(exclude):
             for it in ex:
                 if it not in self.item_index:
-                    raise UnknownItemError(f"excluded item {it!r} (query #{r}) is not in the "
-                                           f"index's catalogue of {self.size} items")
+                    raise UnknownItemError(
+                        f"excluded item {it!r} (query #{r}) is not in the "
+                        f"index's catalogue of {self.size} items"
+                    )
             if n > self.size - len(ex):
                 raise RetrievalError(
                     f"n={n} candidates requested for query #{r}, but only {self.size - len(ex)} "
@@ -186,14 +198,14 @@ class ItemIndex:
         ids: list[list[str]] = []
         scores: list[list[float]] = []
         for s in range(0, b, batch_size):
-            part = queries[s: s + batch_size]
-            ex_part = exclude[s: s + batch_size]
+            part = queries[s : s + batch_size]
+            ex_part = exclude[s : s + batch_size]
             k = min(self.size, n + max((len(e) for e in ex_part), default=0))
             dist, lab = self._raw_search(part, k)
             for r in range(len(part)):
                 row_ids, row_sc = self._filter(lab[r], dist[r], ex_part[r], n)
                 if len(row_ids) < n:  # approximate index returned too few: go exhaustive
-                    d2, l2 = self._raw_search(part[r: r + 1], min(self.size, k), exhaustive=True)
+                    d2, l2 = self._raw_search(part[r : r + 1], min(self.size, k), exhaustive=True)
                     row_ids, row_sc = self._filter(l2[0], d2[0], ex_part[r], n)
                     if len(row_ids) < n:
                         row_ids, row_sc = self._exact_row(part[r], ex_part[r], n)
@@ -201,8 +213,9 @@ class ItemIndex:
                 scores.append(row_sc)
         return ids, scores
 
-    def _filter(self, lab: np.ndarray, dist: np.ndarray, ex: set[str], n: int
-                ) -> tuple[list[str], list[float]]:
+    def _filter(
+        self, lab: np.ndarray, dist: np.ndarray, ex: set[str], n: int
+    ) -> tuple[list[str], list[float]]:
         row_ids: list[str] = []
         row_sc: list[float] = []
         for j, d in zip(lab.tolist(), dist.tolist(), strict=True):
@@ -235,9 +248,16 @@ class ItemIndex:
         with atomic_dir(path) as tmp:
             faiss.write_index(self.index, str(tmp / _INDEX))
             atomic_write_json(tmp / _ITEMS, self.item_ids)
-            atomic_write_json(tmp / _META, {"kind": self.kind, "nprobe": self.nprobe,
-                                            "ef_search": self.ef_search, "dim": self.dim,
-                                            "size": self.size})
+            atomic_write_json(
+                tmp / _META,
+                {
+                    "kind": self.kind,
+                    "nprobe": self.nprobe,
+                    "ef_search": self.ef_search,
+                    "dim": self.dim,
+                    "size": self.size,
+                },
+            )
         logger.info("saved %s index (%d items) to %s", self.kind, self.size, path)
         return path
 
@@ -250,6 +270,11 @@ class ItemIndex:
             raise ModelNotFoundError(f"{path} is not a saved ItemIndex: missing {missing}")
         meta = json.loads((path / _META).read_text())
         index = faiss.read_index(str(path / _INDEX))
-        return cls(np.empty((0, index.d), np.float32), json.loads((path / _ITEMS).read_text()),
-                   kind=meta["kind"], nprobe=meta["nprobe"], ef_search=meta["ef_search"],
-                   _index=index)
+        return cls(
+            np.empty((0, index.d), np.float32),
+            json.loads((path / _ITEMS).read_text()),
+            kind=meta["kind"],
+            nprobe=meta["nprobe"],
+            ef_search=meta["ef_search"],
+            _index=index,
+        )

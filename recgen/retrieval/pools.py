@@ -70,13 +70,20 @@ class PoolConfig:
     """How candidate pools are built."""
 
     size: int = field(default=20, metadata={"help": "N: candidates per pool"})
-    mode: PoolMode = field(default="inject", metadata={
-        "help": "inject: top N-1 + the target when missing; retrieve: the plain top N"})
-    train_examples_per_user: int = field(default=5, metadata={
-        "help": "how many of each user's latest train positions become training examples "
-                "(0 = every train position with a non-empty history)"})
-    seed: int = field(default=0, metadata={"help": "recorded for provenance; building is "
-                                                   "deterministic"})
+    mode: PoolMode = field(
+        default="inject",
+        metadata={"help": "inject: top N-1 + the target when missing; retrieve: the plain top N"},
+    )
+    train_examples_per_user: int = field(
+        default=5,
+        metadata={
+            "help": "how many of each user's latest train positions become training examples "
+            "(0 = every train position with a non-empty history)"
+        },
+    )
+    seed: int = field(
+        default=0, metadata={"help": "recorded for provenance; building is deterministic"}
+    )
     batch_size: int = field(default=1024, metadata={"help": "histories encoded per batch"})
 
     def __post_init__(self) -> None:
@@ -85,16 +92,21 @@ class PoolConfig:
         if self.mode not in ("inject", "retrieve"):
             raise ConfigError(f"PoolConfig.mode must be 'inject' or 'retrieve', got {self.mode!r}")
         if self.mode == "inject" and self.size < 2:
-            raise ConfigError("PoolConfig.size must be >= 2 in inject mode (N-1 retrieved + target)")
+            raise ConfigError(
+                "PoolConfig.size must be >= 2 in inject mode (N-1 retrieved + target)"
+            )
         if not isinstance(self.train_examples_per_user, int) or self.train_examples_per_user < 0:
-            raise ConfigError("PoolConfig.train_examples_per_user must be an integer >= 0, got "
-                              f"{self.train_examples_per_user!r}")
+            raise ConfigError(
+                "PoolConfig.train_examples_per_user must be an integer >= 0, got "
+                f"{self.train_examples_per_user!r}"
+            )
         if self.batch_size < 1:
             raise ConfigError(f"PoolConfig.batch_size must be >= 1, got {self.batch_size!r}")
 
 
-def examples(ds: PoolDataset, split: str, train_examples_per_user: int = 5
-             ) -> list[tuple[str, int]]:
+def examples(
+    ds: PoolDataset, split: str, train_examples_per_user: int = 5
+) -> list[tuple[str, int]]:
     """(user_id, position) pairs of a split, in user order then position order.
 
     train: each user's latest ``train_examples_per_user`` train positions (0 = all) that have
@@ -125,28 +137,46 @@ def build_pools(
     """Build the pools of each split (see the module docstring for the row layout)."""
     cfg = cfg or PoolConfig()
     if list(retriever.item_ids) != list(index.item_ids):
-        raise IndexMismatchError(f"retriever ({len(retriever.item_ids)} items) and index "
-                                 f"({index.size} items) do not share the same item id list")
+        raise IndexMismatchError(
+            f"retriever ({len(retriever.item_ids)} items) and index "
+            f"({index.size} items) do not share the same item id list"
+        )
     if list(ds.item_ids) != list(index.item_ids):
-        raise IndexMismatchError(f"dataset {ds.name!r} ({len(ds.item_ids)} items) and index "
-                                 f"({index.size} items) do not share the same item id list")
+        raise IndexMismatchError(
+            f"dataset {ds.name!r} ({len(ds.item_ids)} items) and index "
+            f"({index.size} items) do not share the same item id list"
+        )
     vectors = retriever.item_vectors()
     out = {}
     for split in splits:
         rows = examples(ds, split, cfg.train_examples_per_user)
         out[split] = _pools_for(ds, retriever, index, vectors, rows, cfg, split)
-        logger.info("%s pools: %d rows, N=%d, mode=%s, retrieve recall@%d %.4f", split,
-                    out[split].height, cfg.size, cfg.mode, cfg.size, pool_recall(out[split]))
+        logger.info(
+            "%s pools: %d rows, N=%d, mode=%s, retrieve recall@%d %.4f",
+            split,
+            out[split].height,
+            cfg.size,
+            cfg.mode,
+            cfg.size,
+            pool_recall(out[split]),
+        )
     return out
 
 
-def _pools_for(ds: PoolDataset, retriever: Retriever, index: ItemIndex, vectors: np.ndarray,
-               rows: list[tuple[str, int]], cfg: PoolConfig, split: str) -> pl.DataFrame:
+def _pools_for(
+    ds: PoolDataset,
+    retriever: Retriever,
+    index: ItemIndex,
+    vectors: np.ndarray,
+    rows: list[tuple[str, int]],
+    cfg: PoolConfig,
+    split: str,
+) -> pl.DataFrame:
     cols: dict[str, list] = {k: [] for k in POOL_SCHEMA}
     seq_cache: dict[str, list[str]] = {}
     bar = tqdm(total=len(rows), desc=f"pools[{split}]", unit="ex", leave=False)
     for b in range(0, len(rows), cfg.batch_size):
-        batch = rows[b: b + cfg.batch_size]
+        batch = rows[b : b + cfg.batch_size]
         histories, targets = [], []
         for u, pos in batch:
             if u not in seq_cache:
@@ -156,8 +186,10 @@ def _pools_for(ds: PoolDataset, retriever: Retriever, index: ItemIndex, vectors:
                     raise UnknownUserError(f"user {u!r} has no sequence in {ds.name!r}") from e
             seq = seq_cache[u]
             if pos <= 0:
-                raise RetrievalError(f"user {u!r} has an empty history before the {split} "
-                                     f"target (position {pos}): cannot retrieve a pool")
+                raise RetrievalError(
+                    f"user {u!r} has an empty history before the {split} "
+                    f"target (position {pos}): cannot retrieve a pool"
+                )
             histories.append(seq[:pos])
             targets.append(seq[pos])
         queries = retriever.encode(histories)
@@ -206,8 +238,10 @@ class PoolBuildJob:
     out: str = field(metadata={"help": "output folder: {train,valid,test}.parquet + retriever/"})
     dataset: str = field(default="ml-100k", metadata={"help": "dataset name or path"})
     pools: PoolConfig = field(default_factory=PoolConfig)
-    retriever: str | None = field(default=None, metadata={
-        "help": "folder of a saved SASRec retriever to load (default: train one)"})
+    retriever: str | None = field(
+        default=None,
+        metadata={"help": "folder of a saved SASRec retriever to load (default: train one)"},
+    )
     sasrec: SASRecConfig = field(default_factory=SASRecConfig)
     index_kind: IndexKind = field(default="auto", metadata={"help": "FAISS index kind"})
     splits: tuple[str, ...] = field(default=SPLITS, metadata={"help": "splits to build"})
@@ -217,8 +251,9 @@ class PoolBuildJob:
             raise ConfigError("PoolBuildJob.out must name an output folder")
         bad = [s for s in self.splits if s not in SPLITS]
         if bad or not self.splits:
-            raise ConfigError(f"PoolBuildJob.splits must be a non-empty subset of {SPLITS}, "
-                              f"got {self.splits!r}")
+            raise ConfigError(
+                f"PoolBuildJob.splits must be a non-empty subset of {SPLITS}, got {self.splits!r}"
+            )
 
 
 def build_pool_files(job: PoolBuildJob) -> dict:
@@ -239,8 +274,11 @@ def build_pool_files(job: PoolBuildJob) -> dict:
         "mode": job.pools.mode,
         "rows": {s: df.height for s, df in pools.items()},
         "pool_recall": {s: pool_recall(df) for s, df in pools.items()},
-        "retriever": {"config": asdict(retriever.cfg), "report": asdict(retriever.report),
-                      "loaded_from": job.retriever},
+        "retriever": {
+            "config": asdict(retriever.cfg),
+            "report": asdict(retriever.report),
+            "loaded_from": job.retriever,
+        },
         "index_kind": index.kind,
     }
     with atomic_dir(job.out) as tmp:

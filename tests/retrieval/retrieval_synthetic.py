@@ -18,8 +18,12 @@ def _sort_key(ids: list[str]) -> list[str]:
 
 
 class SyntheticDataset:
-    def __init__(self, sequences: dict[str, list[str]], name: str = "synthetic",
-                 catalogue: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        sequences: dict[str, list[str]],
+        name: str = "synthetic",
+        catalogue: list[str] | None = None,
+    ) -> None:
         self.name = name
         self._seq = {u: list(s) for u, s in sequences.items()}
         self.user_ids = _sort_key(list(self._seq))
@@ -39,8 +43,12 @@ class SyntheticDataset:
         self.train = pl.DataFrame(rows["train"], schema=schema)
         self.valid = pl.DataFrame(rows["valid"], schema=schema)
         self.test = pl.DataFrame(rows["test"], schema=schema)
-        self.interactions = pl.concat([self.train, self.valid, self.test]).sort("user_id", "timestamp")
-        self.items = pl.DataFrame({"item_id": self.item_ids, "title": [f"item {i}" for i in self.item_ids]})
+        self.interactions = pl.concat([self.train, self.valid, self.test]).sort(
+            "user_id", "timestamp"
+        )
+        self.items = pl.DataFrame(
+            {"item_id": self.item_ids, "title": [f"item {i}" for i in self.item_ids]}
+        )
 
     @property
     def num_users(self) -> int:
@@ -61,8 +69,9 @@ class SyntheticDataset:
         return f"item {item_id}"
 
 
-def successor_dataset(num_users: int = 60, num_items: int = 30, length: int = 12,
-                      seed: int = 0) -> SyntheticDataset:
+def successor_dataset(
+    num_users: int = 60, num_items: int = 30, length: int = 12, seed: int = 0
+) -> SyntheticDataset:
     """Users walk the catalogue in order: item i is always followed by item i+1 (mod n)."""
     import random
 
@@ -79,10 +88,14 @@ def ml100k_from_recbole() -> SyntheticDataset:
     import recbole
 
     path = Path(recbole.__file__).parent / "dataset_example/ml-100k/ml-100k.inter"
-    df = pl.read_csv(path, separator="\t", schema_overrides={"user_id:token": pl.String,
-                                                             "item_id:token": pl.String})
+    df = pl.read_csv(
+        path,
+        separator="\t",
+        schema_overrides={"user_id:token": pl.String, "item_id:token": pl.String},
+    )
     df = df.rename({c: c.split(":")[0] for c in df.columns}).with_columns(
-        pl.col("timestamp").cast(pl.Int64), pl.col("item_id").cast(pl.Int64).alias("_i"))
+        pl.col("timestamp").cast(pl.Int64), pl.col("item_id").cast(pl.Int64).alias("_i")
+    )
     df = df.sort("user_id", "timestamp", "_i")
     seqs = {u: g["item_id"].to_list() for (u,), g in df.group_by("user_id", maintain_order=True)}
     return SyntheticDataset(seqs, name="ml-100k")
@@ -92,6 +105,18 @@ def tiny_config(**overrides):
     """A SASRec config small enough to train on ``successor_dataset`` in about a second."""
     from recgen.retrieval import SASRecConfig
 
-    base = dict(hidden=32, heads=2, layers=1, ffn=64, dropout=0.0, max_len=8, lr=1e-2,
-                epochs=3, patience=0, batch_size=32, threads=1, seed=0)
+    base = dict(
+        hidden=32,
+        heads=2,
+        layers=1,
+        ffn=64,
+        dropout=0.0,
+        max_len=8,
+        lr=1e-2,
+        epochs=3,
+        patience=0,
+        batch_size=32,
+        threads=1,
+        seed=0,
+    )
     return SASRecConfig(**{**base, **overrides})

@@ -20,8 +20,24 @@ def _run(argv: list[str]) -> int:
 
 def test_build_writes_three_parquet_files_and_reloads(tmp_path, capsys):
     out = tmp_path / "pools"
-    rc = _run(["pools", "build", "--dataset", "ml-100k", "--size", "10", "--epochs", "1",
-               "--threads", "1", "--train-examples-per-user", "2", "--out", str(out)])
+    rc = _run(
+        [
+            "pools",
+            "build",
+            "--dataset",
+            "ml-100k",
+            "--size",
+            "10",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+            "--train-examples-per-user",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     for split in ("train", "valid", "test"):
         df = pl.read_parquet(out / f"{split}.parquet")
@@ -36,8 +52,20 @@ def test_build_writes_three_parquet_files_and_reloads(tmp_path, capsys):
 
     # a saved retriever is loaded instead of trained; the same pools come out
     out2 = tmp_path / "pools2"
-    rc = _run(["pools", "build", "--size", "10", "--retriever", str(out / "retriever"),
-               "--splits", "valid,test", "--out", str(out2)])
+    rc = _run(
+        [
+            "pools",
+            "build",
+            "--size",
+            "10",
+            "--retriever",
+            str(out / "retriever"),
+            "--splits",
+            "valid,test",
+            "--out",
+            str(out2),
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in out2.glob("*.parquet")) == ["test.parquet", "valid.parquet"]
     assert pl.read_parquet(out2 / "test.parquet").equals(pl.read_parquet(out / "test.parquet"))

@@ -33,8 +33,9 @@ def test_flat_is_exact_and_excludes():
         assert got[r] == _brute(vecs, ids, q[r], 10, exclude[r])
         assert not set(got[r]) & exclude[r]
         np.testing.assert_allclose(scores[r], sorted(scores[r], reverse=True))
-        np.testing.assert_allclose(scores[r], [vecs[ids.index(i)] @ q[r] for i in got[r]],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            scores[r], [vecs[ids.index(i)] @ q[r] for i in got[r]], rtol=1e-5
+        )
 
 
 def test_n_equal_to_available_and_too_large():

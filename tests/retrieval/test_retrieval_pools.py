@@ -17,8 +17,12 @@ N = 20
 def pools(ml100k, ml100k_retriever, ml100k_index):
     out = {}
     for mode in ("retrieve", "inject"):
-        out[mode] = build_pools(ml100k, ml100k_retriever, ml100k_index,
-                                PoolConfig(size=N, mode=mode, train_examples_per_user=3))
+        out[mode] = build_pools(
+            ml100k,
+            ml100k_retriever,
+            ml100k_index,
+            PoolConfig(size=N, mode=mode, train_examples_per_user=3),
+        )
     return out
 
 
@@ -40,7 +44,8 @@ def test_positions_targets_and_no_history_items(ml100k, pools):
     for mode, by_split in pools.items():
         for split, df in by_split.items():
             for u, target, pos, cands in df.select(
-                    "user_id", "target", "position", "candidates").iter_rows():
+                "user_id", "target", "position", "candidates"
+            ).iter_rows():
                 seq = ml100k.sequence(u)
                 assert seq[pos] == target
                 if split != "train":
@@ -56,8 +61,10 @@ def test_inject_is_retrieve_with_the_lowest_replaced(pools):
         ret, inj = pools["retrieve"][split], pools["inject"][split]
         assert ret["user_id"].to_list() == inj["user_id"].to_list()
         for (t, rc, rs), (ic, is_, injected) in zip(
-                ret.select("target", "candidates", "scores").iter_rows(),
-                inj.select("candidates", "scores", "injected").iter_rows(), strict=True):
+            ret.select("target", "candidates", "scores").iter_rows(),
+            inj.select("candidates", "scores", "injected").iter_rows(),
+            strict=True,
+        ):
             assert injected == (t not in rc)
             if not injected:
                 assert ic == rc
@@ -72,8 +79,9 @@ def test_inject_is_retrieve_with_the_lowest_replaced(pools):
 def test_scores_are_retriever_scores(ml100k, ml100k_retriever, pools):
     df = pools["inject"]["test"].head(20)
     vecs = ml100k_retriever.item_vectors()
-    for u, pos, cands, scores in df.select("user_id", "position", "candidates",
-                                          "scores").iter_rows():
+    for u, pos, cands, scores in df.select(
+        "user_id", "position", "candidates", "scores"
+    ).iter_rows():
         q = ml100k_retriever.encode([ml100k.sequence(u)[:pos]])[0]
         want = [vecs[ml100k.item_index[c]] @ q for c in cands]
         np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
@@ -104,8 +112,9 @@ class _Fixed:
 
 
 def test_empty_history_names_the_user():
-    ds = SyntheticDataset({"u1": ["a", "b", "c", "d"], "lonely": ["a", "b"]},
-                          catalogue=list("abcdefgh"))
+    ds = SyntheticDataset(
+        {"u1": ["a", "b", "c", "d"], "lonely": ["a", "b"]}, catalogue=list("abcdefgh")
+    )
     r = _Fixed(ds.item_ids)
     index = ItemIndex(r.item_vectors(), r.item_ids)
     with pytest.raises(RetrievalError, match="'lonely'"):
@@ -136,17 +145,22 @@ def test_mismatched_index_or_dataset():
         build_pools(other, r, ItemIndex(r.item_vectors(), r.item_ids))
 
 
-@pytest.mark.parametrize("kwargs", [{"size": 0}, {"mode": "shuffle"}, {"size": 1},
-                                    {"train_examples_per_user": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"size": 0}, {"mode": "shuffle"}, {"size": 1}, {"train_examples_per_user": -1}]
+)
 def test_pool_config_rejects_nonsense(kwargs):
     with pytest.raises(ConfigError):
         PoolConfig(**kwargs)
 
 
 def test_pool_recall_hand_computed():
-    df = pl.DataFrame({"target": ["a", "b", "c", "d"],
-                       "candidates": [["a", "x"], ["x", "y"], ["c"], ["y", "d"]],
-                       "injected": [False, False, False, True]})
+    df = pl.DataFrame(
+        {
+            "target": ["a", "b", "c", "d"],
+            "candidates": [["a", "x"], ["x", "y"], ["c"], ["y", "d"]],
+            "injected": [False, False, False, True],
+        }
+    )
     # a and c were retrieved; b missed; d is present only because it was injected
     assert pool_recall(df) == 0.5
     assert pool_recall(df.drop("injected")) == 0.75

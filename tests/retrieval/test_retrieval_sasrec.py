@@ -14,8 +14,16 @@ TINY = tiny_config()
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"hidden": 30, "heads": 4}, {"dropout": 1.0}, {"max_len": 0}, {"lr": 0.0},
-     {"epochs": 0}, {"patience": -1}, {"threads": -2}, {"batch_size": 0}],
+    [
+        {"hidden": 30, "heads": 4},
+        {"dropout": 1.0},
+        {"max_len": 0},
+        {"lr": 0.0},
+        {"epochs": 0},
+        {"patience": -1},
+        {"threads": -2},
+        {"batch_size": 0},
+    ],
 )
 def test_config_rejects_nonsense(kwargs):
     with pytest.raises(ConfigError):
@@ -48,8 +56,9 @@ def test_vectors_shapes_and_order(successor_ds, tiny_retriever):
 
 def test_only_last_max_len_items_matter(tiny_retriever):
     long = [str(i % 30) for i in range(40)]
-    np.testing.assert_array_equal(tiny_retriever.encode([long]),
-                                  tiny_retriever.encode([long[-TINY.max_len:]]))
+    np.testing.assert_array_equal(
+        tiny_retriever.encode([long]), tiny_retriever.encode([long[-TINY.max_len :]])
+    )
 
 
 def test_same_seed_same_vectors():
