@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="saved SASRec folder for the ml-100k part (default: train one for --retriever-epochs)",
     )
     p.add_argument("--retriever-epochs", type=int, default=5)
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.5,
+        help="per-dimension noise sd around the unit-variance cluster centres "
+        "(larger = less clustered, harder for IVF/HNSW)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(DEFAULT_OUT))
     return p.parse_args(argv)
@@ -199,12 +206,14 @@ def ml100k_vectors(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     return model.item_vectors(), queries
 
 
-def synthetic(n: int, q: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic(
+    n: int, q: int, d: int, seed: int, noise: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((1024, d), dtype=np.float32)
     items = centres[rng.integers(0, 1024, n)]
-    items += 0.5 * rng.standard_normal((n, d), dtype=np.float32)
-    queries = centres[rng.integers(0, 1024, q)] + 0.5 * rng.standard_normal(
+    items += noise * rng.standard_normal((n, d), dtype=np.float32)
+    queries = centres[rng.integers(0, 1024, q)] + noise * rng.standard_normal(
         (q, d), dtype=np.float32
     )
     return np.ascontiguousarray(items), np.ascontiguousarray(queries)
@@ -249,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_ml100k:
         items, queries = ml100k_vectors(args)
         rows += bench_catalogue("ml-100k (SASRec)", items, queries, args, big=False)
-    items, queries = synthetic(args.items, args.queries, args.dim, args.seed)
-    rows += bench_catalogue("synthetic clustered", items, queries, args, big=True)
+    items, queries = synthetic(args.items, args.queries, args.dim, args.seed, args.noise)
+    rows += bench_catalogue(
+        f"synthetic clustered (noise {args.noise:g})", items, queries, args, big=True
+    )
     ok = [
         r
         for r in rows

@@ -62,7 +62,6 @@ def make_prompts(tokenizer, n_prompts: int, target_tokens: int) -> list[list[int
 
 
 def timed(fn, reps: int) -> tuple[float, list[float], object]:
-    fn()  # warm-up
     times, result = [], None
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -78,6 +77,9 @@ def bench_dtype(dtype: str, args: argparse.Namespace) -> dict:
     one = prompts[:1]
     g = args.group_size
     res: dict = {"dtype": dtype, "prompt_tokens": len(one[0]), "group_size": g}
+    # warm-up (allocator, first-call overheads) for both paths
+    sample_groups(policy, one, grammar, group_size=g, seed=0, max_new_tokens=4)
+    generate_naive(policy, one, grammar, group_size=g, seed=0, max_new_tokens=4)
 
     med, times, batch = timed(
         lambda: sample_groups(policy, one, grammar, group_size=g, seed=0), args.reps
@@ -99,7 +101,21 @@ def bench_dtype(dtype: str, args: argparse.Namespace) -> dict:
     res["greedy_single"] = {"median_s": med, "times_s": times, "tokens": len(out.token_ids)}
     print(f"[{dtype}] greedy single request {med:.2f} s ({len(out.token_ids)} tokens)", flush=True)
 
-    if args.batch_prompts > 1:
+    if args.ablation:
+        res["ablation"] = {}
+        for name, kw in (
+            ("no_fast_attention", {"fast_attention": False}),
+            ("no_preallocated_cache", {"preallocate_cache": False}),
+            ("neither", {"fast_attention": False, "preallocate_cache": False}),
+        ):
+            med, times, _ = timed(
+                lambda kw=kw: sample_groups(policy, one, grammar, group_size=g, seed=0, **kw),
+                args.ablation_reps,
+            )
+            res["ablation"][name] = {"median_s": med, "times_s": times}
+            print(f"[{dtype}] fast path, {name}: {med:.2f} s", flush=True)
+
+    if args.batch_prompts > 1 and dtype == args.dtypes[0]:
         b = args.batch_prompts
         med_b, times_b, batch = timed(
             lambda: sample_groups(policy, prompts, grammar, group_size=g, seed=0), 1
@@ -128,7 +144,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"Machine: {report['machine']}; torch {report['torch']}, threads {report['threads']}; "
         f"model {report['model']}; G = {report['group_size']}; constrained (N=20, m=10, k=5).",
-        f"Median of {report['reps']} repetitions after one warm-up. Load average at start: "
+        f"Median of {report['reps']} repetitions after a short warm-up. Load average at start: "
         f"{report['loadavg_start']}, at end: {report['loadavg_end']} (shared CPU: absolute "
         "times vary with other users; the speedup is measured in the same run).",
         "",
@@ -159,6 +175,23 @@ def write_markdown(report: dict, path: Path) -> None:
                 f"| {r['dtype']} | {b['prompts']} x {r['group_size']} | {b['together_s']:.2f} | "
                 f"{b['one_at_a_time_s']:.2f} |"
             )
+    ablated = [r for r in report["results"] if "ablation" in r]
+    if ablated:
+        lines += [
+            "",
+            "Fast path with one optimisation switched off (G = 8, one prompt):",
+            "",
+            "| dtype | all on (s) | no fast decode attention (s) | no preallocated cache (s) "
+            "| neither (s) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in ablated:
+            a = r["ablation"]
+            lines.append(
+                f"| {r['dtype']} | {r['fast']['median_s']:.2f} | "
+                f"{a['no_fast_attention']['median_s']:.2f} | "
+                f"{a['no_preallocated_cache']['median_s']:.2f} | {a['neither']['median_s']:.2f} |"
+            )
     if report.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
@@ -184,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prompt-tokens", type=int, default=600)
     ap.add_argument("--batch-prompts", type=int, default=4, help="0/1 = skip the batching test")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--ablation", action="store_true", help="time the fast path minus each fix")
+    ap.add_argument("--ablation-reps", type=int, default=1)
     ap.add_argument("--profile", choices=["bf16", "fp32"], default=None)
     ap.add_argument("--out", type=Path, default=RESULTS / "rollout_speed")
     ap.add_argument("--note", action="append", default=[])

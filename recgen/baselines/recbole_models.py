@@ -14,8 +14,11 @@ Test-time history of sequential models (measured in recbole 1.2.1 source)
 ``benchmark_filename`` is *unset*; with benchmark files ``_change_feat_format`` returns
 early and the ``item_id_list`` field is read verbatim from the files
 (``_benchmark_presets`` only derives ``item_length``). A plain ``user_id item_id``
-benchmark file therefore gives a sequential model no history at all. So, for sequential
-models, this module writes the sequences itself:
+benchmark file therefore does not work for a sequential model (measured: ``create_dataset``
+raises ``AttributeError: 'SequentialDataset' object has no attribute
+'item_id_list_field'``), and whatever history the files hold is exactly the history the
+model sees at test time. So, for sequential models, this module writes the sequences
+itself:
 
 - train: one row per prefix of the user's train sequence (``<i1> -> i2``,
   ``<i1 i2> -> i3`` ...), the same rows RecBole's own augmentation would make;
@@ -121,8 +124,9 @@ class RecBoleConfig:
     max_train_seconds: float | None = field(
         default=None,
         metadata={
-            "help": "Stop before an epoch that would end past this many seconds of "
-            "training (estimated from the mean epoch time); None = no limit."
+            "help": "Training time limit in seconds: no new epoch starts once it would end "
+            "past the limit (mean epoch time), and an epoch still running at the limit is "
+            "cut short (the partial epoch is validated like a full one); None = no limit."
         },
     )
     dataset_name: str = field(
@@ -188,6 +192,7 @@ class RecBoleResult:
     best_valid: dict[str, float]
     catalogue_size: int = 0  # items RecBole ranks (every item of any split)
     stop_reason: str = ""  # "epochs" | "early_stopping" | "time_budget"
+    last_epoch_cut_short: bool = False  # the time budget ended the last epoch early
     config: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -394,6 +399,31 @@ class _TimeBudgetReached(Exception):
     """Raised from the Trainer's epoch callback to end training at the time budget."""
 
 
+class _BudgetedLoader:
+    """Wraps RecBole's train loader; stops yielding batches once ``deadline`` has passed."""
+
+    def __init__(self, loader: Any, deadline: float) -> None:
+        self._loader = loader
+        self._deadline = deadline
+        self.cut_short = False
+        self.batches_last_epoch = 0
+
+    def __iter__(self) -> Any:
+        self.batches_last_epoch = 0
+        for batch in self._loader:
+            yield batch
+            self.batches_last_epoch += 1
+            if time.perf_counter() > self._deadline:
+                self.cut_short = self.batches_last_epoch < len(self._loader)
+                return
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
 def _train_and_rank(
     cfg: RecBoleConfig, data_path: str, checkpoint_dir: str, seen: dict[str, set[str]]
 ) -> RecBoleResult:
@@ -413,22 +443,21 @@ def _train_and_rank(
 
     curve: list[float] = []
     start = time.perf_counter()
+    budget = cfg.max_train_seconds
+    loader: Any = train_data if budget is None else _BudgetedLoader(train_data, start + budget)
 
     def on_epoch(epoch: int, score: float) -> None:  # runs after the best checkpoint is saved
         curve.append(float(score))
         elapsed = time.perf_counter() - start
-        budget = cfg.max_train_seconds
-        if (
-            budget is not None
-            and epoch + 1 < cfg.epochs
-            and elapsed * (1 + 1 / len(curve)) > budget
-        ):
+        if budget is None or epoch + 1 >= cfg.epochs:
+            return
+        if loader.cut_short or elapsed * (1 + 1 / len(curve)) > budget:
             raise _TimeBudgetReached
 
     stop_reason = "epochs"
     try:
         trainer.fit(
-            train_data,
+            loader,
             valid_data,
             verbose=True,
             saved=True,
@@ -440,10 +469,11 @@ def _train_and_rank(
     except _TimeBudgetReached:
         stop_reason = "time_budget"
         logger.info(
-            "%s: time budget %.0fs reached after %d epochs",
+            "%s: time budget %.0fs reached after %d epochs (last one cut short: %s)",
             cfg.model,
-            cfg.max_train_seconds,
+            budget,
             len(curve),
+            loader.cut_short,
         )
     train_seconds = time.perf_counter() - start
     best_epoch = max(range(len(curve)), key=curve.__getitem__) if curve else None
@@ -470,6 +500,7 @@ def _train_and_rank(
         best_valid={k: float(v) for k, v in (trainer.best_valid_result or {}).items()},
         catalogue_size=int(test_data._dataset.item_num) - 1,  # minus the padding id
         stop_reason=stop_reason,
+        last_epoch_cut_short=bool(getattr(loader, "cut_short", False)),
         config={k: v for k, v in config_dict.items() if k not in ("data_path", "checkpoint_dir")},
     )
 

@@ -1,11 +1,13 @@
 """The policy LLM: loading (models), prompts, constrained decoding (grammar) and rollouts.
 
-Names from ``recgen.policy.grammar`` are re-exported lazily, so this package imports even
-where the grammar module is unavailable.
+``models`` and ``prompt`` are light to import; names from ``rollout`` (torch +
+transformers) and ``grammar`` are re-exported lazily, so ``import recgen.policy`` stays
+cheap and works even where the grammar module is unavailable.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from recgen.policy.models import (
@@ -18,15 +20,21 @@ from recgen.policy.models import (
     load_policy,
 )
 from recgen.policy.prompt import Prompt, PromptConfig, build_prompt, format_title
-from recgen.policy.rollout import RolloutBatch, generate_naive, greedy_decode, sample_groups
 
-_GRAMMAR_NAMES = (
-    "SlateRankGrammar",
-    "DecodeState",
-    "SlateRankLogitsProcessor",
-    "ParsedOutput",
-    "parse_output",
-)
+_LAZY = {
+    "Decoded": "rollout",
+    "RolloutBatch": "rollout",
+    "completion_logprobs": "rollout",
+    "generate_naive": "rollout",
+    "greedy_decode": "rollout",
+    "sample_groups": "rollout",
+    "SlateRankGrammar": "grammar",
+    "DecodeState": "grammar",
+    "SlateRankLogitsProcessor": "grammar",
+    "ParsedOutput": "grammar",
+    "parse_output": "grammar",
+    "phase_masks_from_ids": "grammar",
+}
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -35,22 +43,17 @@ __all__ = [
     "PolicyConfig",
     "Prompt",
     "PromptConfig",
-    "RolloutBatch",
     "build_prompt",
     "build_tiny_policy",
     "format_title",
-    "generate_naive",
-    "greedy_decode",
     "load_default_tokenizer",
     "load_policy",
-    "sample_groups",
-    *_GRAMMAR_NAMES,
+    *_LAZY,
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _GRAMMAR_NAMES:
-        from recgen.policy import grammar
-
-        return getattr(grammar, name)
-    raise AttributeError(f"module 'recgen.policy' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recgen.policy' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"recgen.policy.{module}"), name)

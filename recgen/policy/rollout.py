@@ -7,6 +7,11 @@ loop decodes one token per step for all rows. Under the grammar, each row sample
 its ``DecodeState.allowed_token_ids()`` only: the allowed logits are gathered into a small
 (rows x allowed) tensor, the rest count as -inf. That is exactly sampling from the
 -inf-masked full-vocabulary distribution, without sorting/softmaxing 49k columns per row.
+Measured CPU costs addressed (see benchmarks/rollout_speed.py): torch's bf16 sdpa is slow
+for one query token, so decode steps use :func:`decode_attention_forward` (grouped
+matmuls); ``DynamicLayer`` concatenates (copies) the whole cache every step, so the cache
+is moved into preallocated buffers; greedy serving without log-probs scores only the
+allowed tokens instead of the full (rows x 49k) output layer.
 
 ``old_logprobs`` are the RAW model log-probs of each sampled token at the sampling
 temperature: ``log_softmax(logits / T)`` over the whole vocabulary (no grammar mask, no
@@ -32,7 +37,10 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_ROWS = 64  # rows (prompts x G) decoded together in one batch
+# rows (prompts x G) decoded together. Measured on the 2-core CPU (135M, bf16, G = 8):
+# 4 prompts in one left-padded batch took 48 s vs 42 s one prompt at a time, so by
+# default each prompt's group is decoded alone (no padding, smaller caches).
+DEFAULT_MAX_ROWS = 8
 
 
 @dataclass
@@ -322,16 +330,52 @@ class _GrowingLayer(DynamicLayer):
 
 
 # --------------------------------------------------------------------------- fast path
+class _Forward:
+    """One forward step: full last-position logits, or (``head_only``) the last hidden state.
+
+    ``head_only`` (greedy constrained decoding without log-probs, i.e. serving) skips the
+    (rows x vocab) output projection: the caller scores only the few allowed tokens with
+    :meth:`score`. Used only where the head is a plain bias-free Linear.
+    """
+
+    def __init__(self, model: Any, head_only: bool) -> None:
+        self.model = model
+        self.decoder = self.weight = None
+        if head_only:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            head = base.get_output_embeddings()
+            get_decoder = getattr(base, "get_decoder", None)
+            if type(head) is torch.nn.Linear and head.bias is None and get_decoder is not None:
+                self.decoder, self.weight = get_decoder(), head.weight
+        self.head_only = self.decoder is not None
+        self.device = next(model.parameters()).device
+        self.cache_kw = _cache_kwarg(self.decoder if self.head_only else model)
+
+    def __call__(self, ids: torch.Tensor, attn: Any, pos: torch.Tensor, cache: Any) -> torch.Tensor:
+        kwargs = {"attention_mask": attn, "position_ids": pos, "use_cache": True}
+        kwargs[self.cache_kw] = cache
+        if self.head_only:
+            return self.decoder(input_ids=ids, **kwargs).last_hidden_state[:, -1, :]
+        return self.model(input_ids=ids, logits_to_keep=1, **kwargs).logits[:, -1, :].float()
+
+    def score(self, hidden: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """Logits (rows, A) of candidate tokens ``cand`` (rows, A) from hidden states."""
+        w = self.weight[cand]  # (rows, A, d)
+        return torch.matmul(w, hidden.unsqueeze(-1)).squeeze(-1).float()
+
+
 def _encode_chunk(
-    model: Any,
+    forward: _Forward,
+    config: Any,
     prompts: Sequence[Sequence[int]],
     pad_id: int,
     group_size: int,
     capacity: int | None = None,
 ) -> tuple[Any, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Forward the (left-padded) prompts once; expand cache and last logits to G rows.
+    """Forward the (left-padded) prompts once; expand the cache and last output to G rows.
 
-    Returns (cache, last_logits (R, V) fp32, attention mask (R, P) or None, next positions (R,)).
+    Returns (cache, last logits (R, V) fp32 or hidden (R, d), attention mask (R, P) or None,
+    next positions (R,)).
     """
     lengths = [len(p) for p in prompts]
     width = max(lengths)
@@ -341,25 +385,18 @@ def _encode_chunk(
     for i, p in enumerate(prompts):
         ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
         attn[i, width - len(p) :] = 1
+    ids, attn = ids.to(forward.device), attn.to(forward.device)
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    cache = DynamicCache(config=model.config)
-    out = model(
-        input_ids=ids,
-        attention_mask=attn if padded else None,
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=1,
-        **{_cache_kwarg(model): cache},
-    )
-    logits = out.logits[:, -1, :].float()
+    cache = DynamicCache(config=config)
+    last = forward(ids, attn if padded else None, positions, cache)
     if group_size > 1:
         cache.batch_repeat_interleave(group_size)
-        logits = logits.repeat_interleave(group_size, dim=0)
+        last = last.repeat_interleave(group_size, dim=0)
     if capacity is not None:
         _preallocate_cache(cache, capacity)
     next_pos = (positions[:, -1] + 1).repeat_interleave(group_size)
     mask = attn.repeat_interleave(group_size, dim=0) if padded else None
-    return cache, logits, mask, next_pos
+    return cache, last, mask, next_pos
 
 
 def _decode_chunk(
@@ -377,86 +414,81 @@ def _decode_chunk(
     constrained: bool,
     generator: torch.Generator | None,
     preallocate: bool = True,
+    logprobs: bool = True,
 ) -> dict[str, Any]:
     pad_id = _pad_id(tokenizer)
     eos_ids = _eos_ids(model, tokenizer)
-    cache_kw = _cache_kwarg(model)
+    forward = _Forward(model, head_only=not logprobs and greedy and constrained)
     capacity = max(len(p) for p in prompts) + max_new_tokens if preallocate else None
-    cache, logits, prompt_mask, next_pos = _encode_chunk(
-        model, prompts, pad_id, group_size, capacity
+    cache, last, prompt_mask, next_pos = _encode_chunk(
+        forward, model.config, prompts, pad_id, group_size, capacity
     )
-    rows = logits.shape[0]
+    rows = last.shape[0]
+    device = last.device
     if constrained:
         states = [grammar.new_state(forced_slate=forced[r // group_size]) for r in range(rows)]
     finished = [False] * rows
-    out_ids = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long)
-    out_lp = torch.zeros((rows, max_new_tokens), dtype=torch.float32)
-    gen_m = torch.zeros((rows, max_new_tokens), dtype=torch.bool)
-    rank_m = torch.zeros((rows, max_new_tokens), dtype=torch.bool)
-    lengths = [0] * rows
+    out_ids = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    out_lp = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=device)
+    phases: list[list[bool]] = [[] for _ in range(rows)]  # True = rank phase
     attn = None
     if prompt_mask is not None:
-        attn = torch.cat([prompt_mask, torch.ones((rows, max_new_tokens), dtype=torch.long)], dim=1)
-    width = prompt_mask.shape[1] if prompt_mask is not None else None
+        ones = torch.ones((rows, max_new_tokens), dtype=torch.long, device=device)
+        attn = torch.cat([prompt_mask, ones], dim=1)
+    width = prompt_mask.shape[1] if prompt_mask is not None else 0
     pad_allowed = torch.tensor([pad_id], dtype=torch.long)
     inv_t = 1.0 / temperature
-    row_index = torch.arange(rows)
+    row_index = torch.arange(rows, device=device)
 
     for step in range(max_new_tokens):
-        scaled = logits if (greedy or inv_t == 1.0) else logits * inv_t
-        lse = torch.logsumexp(scaled, dim=-1)
+        if forward.head_only:
+            scaled = None
+        else:
+            scaled = last if (greedy or inv_t == 1.0) else last * inv_t
         if constrained:
             allowed = [
                 pad_allowed if finished[r] else states[r].allowed_token_ids() for r in range(rows)
             ]
             cand = torch.nn.utils.rnn.pad_sequence(allowed, batch_first=True, padding_value=-1)
+            cand = cand.to(device, non_blocking=True)
             valid = cand >= 0
             cand = cand.clamp(min=0)
-            sub = scaled.gather(1, cand).masked_fill_(~valid, float("-inf"))
-            pick = _choose(sub, greedy, top_p, generator)
+            sub = forward.score(last, cand) if scaled is None else scaled.gather(1, cand)
+            pick = _choose(sub.masked_fill_(~valid, float("-inf")), greedy, top_p, generator)
             tokens = cand[row_index, pick]
         else:
             tokens = _choose(scaled, greedy, top_p, generator)
-        logp = scaled[row_index, tokens] - lse
+        if scaled is not None and logprobs:
+            out_lp[:, step] = scaled[row_index, tokens] - torch.logsumexp(scaled, dim=-1)
         tok_list = tokens.tolist()
         out_ids[:, step] = tokens
-        out_lp[:, step] = logp
         for r in range(rows):
             if finished[r]:
-                out_ids[r, step] = pad_id
-                out_lp[r, step] = 0.0
                 continue
-            lengths[r] = step + 1
             if constrained:
                 state = states[r]
-                if state.phase == "rank":
-                    rank_m[r, step] = True
-                else:
-                    gen_m[r, step] = True
+                phases[r].append(state.phase == "rank")
                 state.advance(tok_list[r])
                 finished[r] = bool(state.done)
             else:
+                phases[r].append(False)
                 finished[r] = tok_list[r] in eos_ids
         if all(finished) or step == max_new_tokens - 1:
             break
-        if attn is not None:
-            step_mask = attn[:, : width + step + 1]
-        else:
-            step_mask = None
-        out = model(
-            input_ids=tokens.unsqueeze(1),
-            attention_mask=step_mask,
-            position_ids=(next_pos + step).unsqueeze(1),
-            use_cache=True,
-            **{cache_kw: cache},
-        )
-        logits = out.logits[:, -1, :].float()
+        step_mask = attn[:, : width + step + 1] if attn is not None else None
+        last = forward(tokens.unsqueeze(1), step_mask, (next_pos + step).unsqueeze(1), cache)
+    lengths = [len(p) for p in phases]
     t_max = max(lengths) if lengths else 0
+    keep = torch.arange(t_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    rank = torch.zeros((rows, t_max), dtype=torch.bool)
+    for r, ph in enumerate(phases):
+        rank[r, : len(ph)] = torch.tensor(ph, dtype=torch.bool)
+    ids = out_ids[:, :t_max].cpu().masked_fill(~keep, pad_id)
     return {
-        "ids": out_ids[:, :t_max],
-        "lp": out_lp[:, :t_max],
-        "gen": gen_m[:, :t_max],
-        "rank": rank_m[:, :t_max],
+        "ids": ids,
+        "lp": out_lp[:, :t_max].cpu() * keep,
+        "gen": keep & ~rank,
+        "rank": rank & keep,
         "lengths": lengths,
     }
 
@@ -549,6 +581,7 @@ def sample_groups(
     progress: bool = False,
     fast_attention: bool = True,
     preallocate_cache: bool = True,
+    logprobs: bool = True,
 ) -> RolloutBatch:
     """Sample ``group_size`` completions per prompt (fast path; see the module docstring).
 
@@ -561,6 +594,8 @@ def sample_groups(
     reproducible for the same prompts, chunking and model. ``fast_attention`` (CPU, sdpa
     models): decode steps use :func:`decode_attention_forward`; ``preallocate_cache``: the
     KV cache is written into preallocated buffers instead of concatenated every step.
+    ``logprobs=False`` (with ``greedy``, constrained): ``old_logprobs`` are left at 0 and
+    only the allowed tokens are scored, skipping the full-vocabulary output layer (serving).
     """
     _validate(prompts, group_size, temperature, top_p, forced_slates)
     model, tokenizer = policy.model, policy.tokenizer
@@ -569,7 +604,8 @@ def sample_groups(
     forced = list(forced_slates) if forced_slates is not None else [None] * len(prompts)
     if not constrained and any(f is not None for f in forced):
         raise ValueError("forced_slates needs constrained=True (the grammar writes the slate).")
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     per_chunk = max(1, max_rows // group_size)
     starts = range(0, len(prompts), per_chunk)
     chunks = []
@@ -590,6 +626,7 @@ def sample_groups(
                     constrained=constrained,
                     generator=generator,
                     preallocate=preallocate_cache,
+                    logprobs=logprobs,
                 )
             )
     return _assemble(chunks, prompts, grammar, tokenizer, group_size, temperature, constrained)
@@ -612,6 +649,7 @@ def greedy_decode(
         greedy=True,
         max_new_tokens=max_new_tokens,
         forced_slates=[forced_slate],
+        logprobs=False,
     )
     n = int(batch.lengths[0])
     return Decoded(
@@ -649,7 +687,7 @@ def generate_naive(
         torch.manual_seed(seed)
     with _EvalMode(model), torch.inference_mode():
         for prompt, fs in zip(prompts, forced, strict=True):
-            ids = torch.tensor([list(prompt)], dtype=torch.long)
+            ids = torch.tensor([list(prompt)], dtype=torch.long, device=policy.device)
             processor = processor_cls(
                 grammar, prompt_length=ids.shape[1], forced_slates=None if fs is None else [fs]
             )
@@ -678,7 +716,7 @@ def generate_naive(
             raw = torch.stack(out.logits, dim=1).float()  # (G, T, V) before any processor
             scaled = raw if greedy else raw / temperature
             lp = scaled.log_softmax(-1).gather(-1, seq[:, : raw.shape[1]].unsqueeze(-1))
-            chunks.append(_replay(grammar, seq, lp.squeeze(-1), fs, pad_id))
+            chunks.append(_replay(grammar, seq.cpu(), lp.squeeze(-1).cpu(), fs, pad_id))
     return _assemble(chunks, prompts, grammar, tokenizer, group_size, temperature, True)
 
 
@@ -743,6 +781,9 @@ def completion_logprobs(
         attn[r, p_max - len(p) : p_max] = 1
     ids[:, p_max:] = completion_ids
     attn[:, p_max:] = completion_mask.long()
+    device = next(model.parameters()).device
+    ids, attn = ids.to(device), attn.to(device)
+    completion_ids, completion_mask = completion_ids.to(device), completion_mask.to(device)
     positions = (attn.cumsum(-1) - 1).clamp(min=0)
     # only the last t + 1 positions need logits (the prompt's would be (R, P, vocab))
     logits = model(

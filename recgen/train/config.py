@@ -62,6 +62,7 @@ class TrainConfig:
     warmup_steps: int = field(default=0, metadata=_help("linear warm-up steps"))
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm"))
     sft_batch_size: int = field(default=8, metadata=_help("SFT examples per step"))
+    gradient_checkpointing: bool = field(default=True, metadata=_help("recompute activations in backward (less memory)"))
 
     # F-GRPO / GRPO
     group_size: int = field(default=8, metadata=_help("G, rollouts per prompt"))
@@ -131,7 +132,7 @@ class TrainConfig:
 _PRESETS: dict[str, dict[str, Any]] = {
     # seconds on 2 cores: the tiny random model, short everything
     "smoke": dict(
-        model="tiny", dtype="fp32", lora=False, steps=3, prompts_per_step=2, group_size=4,
+        model="tiny", dtype="fp32", lora=False, gradient_checkpointing=False, steps=3, prompts_per_step=2, group_size=4,
         micro_batch=8, lr=1e-3, checkpoint_every=1, eval_users=8, retriever_epochs=1,
         history_len=5, max_title_tokens=8, sft_batch_size=4, train_examples_per_user=1,
     ),

@@ -27,3 +27,9 @@ def make_split(n_users: int = 40, n_items: int = 30, per_user: int = 8, seed: in
 @pytest.fixture(scope="session")
 def synthetic_split() -> Split:
     return make_split()
+
+
+@pytest.fixture(scope="session")
+def split_factory():
+    """``make_split`` itself, for tests that need a differently sized split."""
+    return make_split

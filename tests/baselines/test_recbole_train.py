@@ -57,3 +57,11 @@ def test_time_budget_stops_training(synthetic_split):
     result = run_recbole(synthetic_split, cfg)
     assert result.epochs_run == 1 and result.stop_reason == "time_budget"
     assert len(result.rankings) == synthetic_split.test.height
+
+
+def test_time_budget_cuts_an_epoch_short(split_factory):
+    split = split_factory(n_users=200, n_items=40, per_user=12)
+    cfg = RecBoleConfig(model="BPR", epochs=5, train_batch_size=8, max_train_seconds=1e-6)
+    result = run_recbole(split, cfg)
+    assert result.epochs_run == 1 and result.last_epoch_cut_short
+    assert result.stop_reason == "time_budget"

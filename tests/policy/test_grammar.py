@@ -266,6 +266,22 @@ def test_grammar_rejects_tokenizer_that_cannot_spell_the_tags():
         SlateRankGrammar(tok, N, M, K)
 
 
+def test_trie_rejects_ambiguous_token_sequences():
+    from recgen.policy.grammar import _Trie
+
+    trie = _Trie("test")
+    trie.insert([1, 2], 1, 1 << 1, 2, None, "number 1")
+    with pytest.raises(GrammarError, match="prefix of another"):
+        trie.insert([1], 2, 1 << 2, 1, None, "number 2")
+    with pytest.raises(GrammarError, match="extends another"):
+        trie.insert([1, 2, 3], 3, 1 << 3, 2, None, "number 3")
+    shared = _Trie("shared")  # two numbers indistinguishable at their delimiter token
+    shared.insert([5, 9, 7], 1, 1 << 1, 2, None, "number 1")
+    shared.insert([5, 9, 8], 2, 1 << 2, 2, None, "number 2")
+    with pytest.raises(GrammarError, match="told apart"):
+        shared.finalize()
+
+
 def test_grammar_needs_eos(word_tokenizer):
     g = SlateRankGrammar(word_tokenizer, N, M, K, eos_token_id=[1, 0])
     assert g.eos_token_ids == (1, 0)
