@@ -45,7 +45,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from recgen.data import load_dataset
-    from recgen.eval.runner import EvalSetup, evaluate_methods, parse_method
+    from recgen.eval.runner import EvalSetup, evaluate_methods, load_named_policy, parse_method
     from recgen.eval.tables import comparison_table
     from recgen.pipeline import ensure_pools
 
@@ -63,10 +63,9 @@ def main() -> None:
         from recgen.examples import build_examples
         from recgen.pipeline import user_subset
         from recgen.policy.grammar import SlateRankGrammar
-        from recgen.policy.models import load_policy
         from recgen.policy.prompt import PromptConfig
 
-        policy = load_policy(args.model, args.dtype)
+        policy = load_named_policy(args.model, args.dtype)
         rows = user_subset(pools.inject[args.split], args.unconstrained_users, seed=args.seed)
         ex = build_examples(ds, rows, policy.tokenizer, PromptConfig(), seed=args.seed)
         extra["unconstrained"] = format_failures(policy, SlateRankGrammar(policy.tokenizer, 20, 10, 5), ex)

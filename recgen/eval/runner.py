@@ -42,6 +42,13 @@ class EvalSetup:
     batch_size: int = 8
 
 
+def load_named_policy(source: str, dtype: str = "bf16"):
+    """``tiny`` (the random test model) or anything :func:`recgen.policy.models.load_policy` takes."""
+    from recgen.policy.models import build_tiny_policy, load_policy
+
+    return build_tiny_policy() if source == "tiny" else load_policy(source, dtype)
+
+
 def parse_method(spec: str) -> tuple[str, str | None]:
     name, sep, folder = spec.partition("=")
     return (name, folder) if sep else (name, None)
@@ -53,7 +60,7 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
     from recgen.examples import build_examples
     from recgen.pipeline import user_subset
     from recgen.policy.grammar import SlateRankGrammar
-    from recgen.policy.models import build_tiny_policy, load_default_tokenizer, load_policy
+    from recgen.policy.models import load_default_tokenizer
     from recgen.policy.prompt import PromptConfig
 
     frames = pools.inject if setup.protocol == "pool" else pools.retrieve
@@ -69,14 +76,14 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
         name, folder = parse_method(spec)
         if name in ("retriever", "popularity"):
             if examples is None:
-                tok = tokenizer or load_policy(base_model, setup.dtype).tokenizer
+                tok = tokenizer or load_named_policy(base_model, setup.dtype).tokenizer
                 examples = build_examples(ds, rows, tok, pcfg, seed=setup.seed)
             out = (retriever_outputs(examples, slate_size=setup.slate_size, rank_size=setup.rank_size)
                    if name == "retriever" else
                    popularity_outputs(examples, counts, slate_size=setup.slate_size, rank_size=setup.rank_size))
         else:
             source = folder or base_model
-            policy = build_tiny_policy() if source == "tiny" else load_policy(source, setup.dtype)
+            policy = load_named_policy(source, setup.dtype)
             meta_path = Path(source) / "recgen.json"
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
             ex = build_examples(ds, rows, policy.tokenizer, pcfg, seed=setup.seed)
