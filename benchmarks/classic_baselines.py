@@ -209,10 +209,13 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         cells = [f"{e[m]['mean']:.4f} [{e[m]['lo']:.4f}, {e[m]['hi']:.4f}]" for m in METRICS]
         ep = e.get("epochs")
         ep_s = "-" if not ep else f"{ep['run']} / {ep['budget']} ({ep['best']})"
+        stop = e.get("stop_reason")
+        if not stop and ep:
+            stop = "early_stopping" if ep["run"] < ep["budget"] else "epochs"
         tail = [
             f"{e['train_seconds']:.1f}",
             ep_s,
-            e.get("stop_reason") or "-",
+            stop or "-",
             str(e.get("train_batch_size") or "-"),
         ]
         lines.append(f"| {name} | " + " | ".join(cells + tail) + " |")
@@ -229,7 +232,8 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "  stopping on RecBole's own valid NDCG@10 (10 epochs patience; for sequential models",
         "  RecBole's validation does not mask seen items); the best epoch is reloaded.",
         "  stop = why training ended: epochs (budget used), early_stopping, or time_budget",
-        "  (`--max-train-seconds`: no new epoch once it would end past that time).",
+        "  (`--max-train-seconds`: no new epoch once it would end past that time, and an",
+        "  epoch still running at the limit is cut short, then validated as usual).",
         "- RecBole's sequential models train on one row per prefix (~97k rows per epoch,",
         "  150-440 s per epoch here under load), so only one or two epochs fit the time",
         "  budget: their rows are undertrained baselines, not converged ones. BPR and the",

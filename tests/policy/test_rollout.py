@@ -217,3 +217,53 @@ def test_bad_arguments(tiny_policy, grammar, prompts):
         sample_groups(tiny_policy, prompts, grammar, forced_slates=[None])
     with pytest.raises(ValueError, match="empty"):
         sample_groups(tiny_policy, [], grammar)
+
+
+@pytest.mark.parametrize("mask_kind", [None, "bool", "float"])
+def test_decode_attention_matches_sdpa(mask_kind):
+    """The grouped-matmul decode attention equals transformers' sdpa (GQA, strided cache)."""
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from recgen.policy.rollout import decode_attention_forward
+
+    gen = torch.Generator().manual_seed(0)
+    rows, heads, kv_heads, keys, dim = 3, 6, 2, 11, 8
+    query = torch.randn(rows, heads, 1, dim, generator=gen)
+    buf_k = torch.randn(rows, kv_heads, keys + 5, dim, generator=gen)
+    buf_v = torch.randn(rows, kv_heads, keys + 5, dim, generator=gen)
+    key, value = buf_k[:, :, :keys], buf_v[:, :, :keys]  # strided views, as in the cache
+    mask = None
+    if mask_kind is not None:
+        keep = torch.ones(rows, 1, 1, keys, dtype=torch.bool)
+        keep[0, ..., :4] = False  # left padding of row 0
+        mask = keep if mask_kind == "bool" else torch.zeros(keep.shape).masked_fill(~keep, -1e9)
+    module = SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=True)
+    want, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=dim**-0.5)
+    got, _ = decode_attention_forward(module, query, key, value, mask, scaling=dim**-0.5)
+    assert got.shape == want.shape == (rows, 1, heads, dim)
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_growing_cache_layer_grows_past_capacity():
+    from recgen.policy.rollout import _GrowingLayer
+
+    keys, values = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    layer = _GrowingLayer(keys, values, capacity=5)
+    new_k, new_v = torch.randn(2, 3, 1, 5), torch.randn(2, 3, 1, 5)
+    for _ in range(3):  # 4 -> 7 positions: one reallocation
+        k, v = layer.update(new_k, new_v)
+    assert layer.get_seq_length() == 7
+    assert torch.equal(k, torch.cat([keys] + [new_k] * 3, dim=2))
+    assert torch.equal(v, torch.cat([values] + [new_v] * 3, dim=2))
+
+
+def test_bf16_rollout_uses_decode_attention(smollm2_tokenizer, grammar, prompts):
+    """bf16 on CPU swaps in the decode attention; outputs stay valid, log-probs close."""
+    policy = build_tiny_policy(seed=0, tokenizer=smollm2_tokenizer, dtype="bf16")
+    batch = sample_groups(policy, prompts[:2], grammar, group_size=2, seed=0)
+    assert policy.model.config._attn_implementation == "sdpa"  # restored afterwards
+    assert all(p.error is None for p in batch.parsed)
+    single = _recompute_single(policy, batch, 1.0)
+    assert torch.allclose(batch.old_logprobs, single, atol=0.1)
