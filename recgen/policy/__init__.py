@@ -1,8 +1,8 @@
 """The policy LLM: loading (models), prompts, constrained decoding (grammar) and rollouts.
 
-``models`` and ``prompt`` are light to import; names from ``rollout`` (torch +
-transformers) and ``grammar`` are re-exported lazily, so ``import recgen.policy`` stays
-cheap and works even where the grammar module is unavailable.
+``models`` and ``prompt`` are light to import; names from ``rollout`` and ``logprobs``
+(torch + transformers) and ``grammar`` are re-exported lazily, so ``import recgen.policy``
+stays cheap and works even where the grammar module is unavailable.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from recgen.policy.prompt import Prompt, PromptConfig, build_prompt, format_titl
 _LAZY = {
     "Decoded": "rollout",
     "RolloutBatch": "rollout",
-    "completion_logprobs": "rollout",
+    "completion_logprobs": "logprobs",
     "generate_naive": "rollout",
     "greedy_decode": "rollout",
     "sample_groups": "rollout",

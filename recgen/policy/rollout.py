@@ -8,15 +8,15 @@ its ``DecodeState.allowed_token_ids()`` only: the allowed logits are gathered in
 (rows x allowed) tensor, the rest count as -inf. That is exactly sampling from the
 -inf-masked full-vocabulary distribution, without sorting/softmaxing 49k columns per row.
 Measured CPU costs addressed (see benchmarks/rollout_speed.py): torch's bf16 sdpa is slow
-for one query token, so decode steps use :func:`decode_attention_forward` (grouped
-matmuls); ``DynamicLayer`` concatenates (copies) the whole cache every step, so the cache
-is moved into preallocated buffers; greedy serving without log-probs scores only the
-allowed tokens instead of the full (rows x 49k) output layer.
+for one query token, so decode steps use a grouped-matmul attention, and ``DynamicLayer``
+copies the whole cache every step, so the cache is moved into preallocated buffers (both in
+:mod:`recgen.policy.kernels`); greedy serving without log-probs scores only the allowed
+tokens instead of the full (rows x 49k) output layer (``kernels._Forward``).
 
 ``old_logprobs`` are the RAW model log-probs of each sampled token at the sampling
 temperature: ``log_softmax(logits / T)`` over the whole vocabulary (no grammar mask, no
 top-p), which is what a trainer recomputes from a forward pass on prompt + completion
-(see :func:`completion_logprobs`). Greedy decoding uses T = 1 for them.
+(see :func:`recgen.policy.logprobs.completion_logprobs`). Greedy decoding uses T = 1 for them.
 
 Reference path (:func:`generate_naive`): ``model.generate(num_return_sequences=G)`` with
 the grammar's ``SlateRankLogitsProcessor``; same output structure, slower.
@@ -24,7 +24,6 @@ the grammar's ``SlateRankLogitsProcessor``; same output structure, slower.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -33,7 +32,9 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache
+
+from recgen.policy.kernels import _DecodeAttention, _Forward, _preallocate_cache
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +131,6 @@ def _pad_id(tokenizer: Any) -> int:
     return int(pad if pad is not None else tokenizer.eos_token_id)
 
 
-def _cache_kwarg(model: Any) -> str:
-    """``cache`` (transformers >= 5.2x) or ``past_key_values`` (older models)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set to -inf the logits outside the smallest set whose probability reaches top_p."""
     if top_p >= 1.0:
@@ -207,167 +201,7 @@ def _validate(
         )
 
 
-# --------------------------------------------------------------------------- decode kernels
-DECODE_ATTENTION = "recgen_decode"
-
-
-def decode_attention_forward(
-    module: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """Attention for one query token per row as two grouped matmuls; else plain sdpa.
-
-    On this CPU torch's bf16 ``scaled_dot_product_attention`` takes ~6 ms for one decode
-    step of 8 rows x 650 keys (9 query / 3 kv heads); the same maths as batched matmuls over
-    the kv-head groups (no ``repeat_kv``), with an fp32 softmax, takes ~0.4 ms.
-    """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    if (
-        query.shape[2] != 1
-        or dropout
-        or kwargs.get("position_bias") is not None
-        or kwargs.get("softcap") is not None
-    ):
-        return sdpa_attention_forward(
-            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
-        )
-    rows, heads, _, dim = query.shape
-    kv_heads = key.shape[1]
-    scale = scaling if scaling is not None else dim**-0.5
-    q = query.reshape(rows, kv_heads, heads // kv_heads, dim)
-    # keys @ q^T, not q @ keys^T: the cache is a strided view of a preallocated buffer and
-    # this form reads it without a transposed copy (0.38 vs 0.83 ms per call measured)
-    scores = torch.matmul(key, q.transpose(-1, -2)).transpose(-1, -2) * scale
-    if attention_mask is not None:
-        mask = attention_mask[..., : key.shape[-2]]
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
-    out = torch.matmul(probs, value).reshape(rows, heads, 1, dim)
-    return out.transpose(1, 2).contiguous(), None
-
-
-def _register_decode_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-    AttentionInterface.register(DECODE_ATTENTION, decode_attention_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(DECODE_ATTENTION, sdpa_mask)
-
-
-class _DecodeAttention:
-    """Swap a bf16/fp16 CPU model from ``sdpa`` to :func:`decode_attention_forward`."""
-
-    def __init__(self, model: Any, enabled: bool) -> None:
-        self.config = getattr(model, "config", None)
-        current = getattr(self.config, "_attn_implementation", None)
-        param = next(model.parameters())
-        # fp32 sdpa is fine here (measured: same speed or faster than the grouped matmuls)
-        low_precision = param.dtype in (torch.bfloat16, torch.float16)
-        self.enabled = (
-            enabled and param.device.type == "cpu" and low_precision and current == "sdpa"
-        )
-        self.previous = current
-
-    def __enter__(self) -> None:
-        if self.enabled:
-            _register_decode_attention()
-            self.config._attn_implementation = DECODE_ATTENTION
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.config._attn_implementation = self.previous
-
-
-def _preallocate_cache(cache: Any, capacity: int) -> None:
-    """Replace each DynamicLayer's tensors by views into buffers of ``capacity`` positions.
-
-    ``DynamicLayer.update`` concatenates, i.e. copies the whole cache every step (30 layers
-    x 2 x rows x kv x dim); writing the new position into a preallocated buffer does not.
-    """
-    layers = getattr(cache, "layers", None)
-    if not layers:
-        return
-    for i, layer in enumerate(layers):
-        if type(layer) is DynamicLayer and layer.is_initialized and layer.keys.numel():
-            layers[i] = _GrowingLayer(layer.keys, layer.values, capacity)
-
-
-class _GrowingLayer(DynamicLayer):
-    """A DynamicLayer that writes into a preallocated buffer (grows by doubling if full)."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
-        super().__init__()
-        capacity = max(capacity, keys.shape[2])
-        self._k = keys.new_empty((*keys.shape[:2], capacity, keys.shape[3]))
-        self._v = values.new_empty((*values.shape[:2], capacity, values.shape[3]))
-        self._len = 0
-        self.device = keys.device
-        self.is_initialized = True
-        self.update(keys, values)
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self._len + key_states.shape[-2]
-        if end > self._k.shape[2]:
-            size = max(end, 2 * self._k.shape[2])
-            k, v = self._k, self._v
-            self._k = k.new_empty((*k.shape[:2], size, k.shape[3]))
-            self._v = v.new_empty((*v.shape[:2], size, v.shape[3]))
-            self._k[:, :, : self._len].copy_(k[:, :, : self._len])
-            self._v[:, :, : self._len].copy_(v[:, :, : self._len])
-        self._k[:, :, self._len : end].copy_(key_states)
-        self._v[:, :, self._len : end].copy_(value_states)
-        self._len = end
-        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-        return self.keys, self.values
-
-
 # --------------------------------------------------------------------------- fast path
-class _Forward:
-    """One forward step: full last-position logits, or (``head_only``) the last hidden state.
-
-    ``head_only`` (greedy constrained decoding without log-probs, i.e. serving) skips the
-    (rows x vocab) output projection: the caller scores only the few allowed tokens with
-    :meth:`score`. Used only where the head is a plain bias-free Linear.
-    """
-
-    def __init__(self, model: Any, head_only: bool) -> None:
-        self.model = model
-        self.decoder = self.weight = None
-        if head_only:
-            base = model.get_base_model() if hasattr(model, "get_base_model") else model
-            head = base.get_output_embeddings()
-            get_decoder = getattr(base, "get_decoder", None)
-            if type(head) is torch.nn.Linear and head.bias is None and get_decoder is not None:
-                self.decoder, self.weight = get_decoder(), head.weight
-        self.head_only = self.decoder is not None
-        self.device = next(model.parameters()).device
-        self.cache_kw = _cache_kwarg(self.decoder if self.head_only else model)
-
-    def __call__(self, ids: torch.Tensor, attn: Any, pos: torch.Tensor, cache: Any) -> torch.Tensor:
-        kwargs = {"attention_mask": attn, "position_ids": pos, "use_cache": True}
-        kwargs[self.cache_kw] = cache
-        if self.head_only:
-            return self.decoder(input_ids=ids, **kwargs).last_hidden_state[:, -1, :]
-        return self.model(input_ids=ids, logits_to_keep=1, **kwargs).logits[:, -1, :].float()
-
-    def score(self, hidden: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-        """Logits (rows, A) of candidate tokens ``cand`` (rows, A) from hidden states."""
-        w = self.weight[cand]  # (rows, A, d)
-        return torch.matmul(w, hidden.unsqueeze(-1)).squeeze(-1).float()
-
-
 def _encode_chunk(
     forward: _Forward,
     config: Any,
@@ -596,7 +430,7 @@ def sample_groups(
     often a model fails on its own. Prompts are decoded in chunks of at most ``max_rows``
     rows (``max_rows // group_size`` prompts, at least one). ``seed`` makes the sampling
     reproducible for the same prompts, chunking and model. ``fast_attention`` (CPU, sdpa
-    models): decode steps use :func:`decode_attention_forward`; ``preallocate_cache``: the
+    models): decode steps use :func:`recgen.policy.kernels.decode_attention_forward`; ``preallocate_cache``: the
     KV cache is written into preallocated buffers instead of concatenated every step.
     ``logprobs=False`` (with ``greedy``, constrained): ``old_logprobs`` are left at 0 and
     only the allowed tokens are scored, skipping the full-vocabulary output layer (serving).
@@ -757,47 +591,6 @@ def _replay(
         "rank": rank[:, :t_max],
         "lengths": lengths,
     }
-
-
-# --------------------------------------------------------------------------- training helper
-def completion_logprobs(
-    model: Any,
-    prompt_ids: Sequence[Sequence[int]],
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    *,
-    temperature: float = 1.0,
-    pad_id: int = 0,
-) -> torch.Tensor:
-    """Log-probs (R, T) of completion tokens under ``model`` (one forward, grad-enabled).
-
-    ``prompt_ids[r]`` is row r's prompt. Rows are laid out as [left pad][prompt][completion
-    right-padded]; the result is ``log_softmax(logits / temperature)`` at each completion
-    token, 0 outside ``completion_mask``: the quantity ``RolloutBatch.old_logprobs`` holds.
-    """
-    rows, t = completion_ids.shape
-    p_max = max(len(p) for p in prompt_ids)
-    width = p_max + t
-    ids = torch.full((rows, width), pad_id, dtype=torch.long)
-    attn = torch.zeros((rows, width), dtype=torch.long)
-    for r, p in enumerate(prompt_ids):
-        ids[r, p_max - len(p) : p_max] = torch.as_tensor(list(p), dtype=torch.long)
-        attn[r, p_max - len(p) : p_max] = 1
-    ids[:, p_max:] = completion_ids
-    attn[:, p_max:] = completion_mask.long()
-    device = next(model.parameters()).device
-    ids, attn = ids.to(device), attn.to(device)
-    completion_ids, completion_mask = completion_ids.to(device), completion_mask.to(device)
-    positions = (attn.cumsum(-1) - 1).clamp(min=0)
-    # only the last t + 1 positions need logits (the prompt's would be (R, P, vocab))
-    logits = model(
-        input_ids=ids, attention_mask=attn, position_ids=positions, logits_to_keep=t + 1
-    ).logits
-    logits = logits[:, :t, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    lp = logits.log_softmax(-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
-    return lp * completion_mask
 
 
 def tokens_per_second(batch: RolloutBatch, seconds: float) -> float:

@@ -26,11 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from recgen.examples import Example
+from recgen.policy.logprobs import completion_logprobs
 from recgen.rewards import rollout_rewards
 from recgen.train import objectives as obj
 from recgen.train.checkpoint import load_latest, save_checkpoint
 from recgen.train.config import TrainConfig
-from recgen.train.logprobs import completion_logprobs
 
 logger = logging.getLogger(__name__)
 

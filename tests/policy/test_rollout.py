@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recgen.policy.logprobs import completion_logprobs
 from recgen.policy.models import LoraConfig, build_tiny_policy
-from recgen.policy.rollout import (
-    completion_logprobs,
-    generate_naive,
-    greedy_decode,
-    sample_groups,
-)
+from recgen.policy.rollout import generate_naive, greedy_decode, sample_groups
 
 G = 4
 
@@ -85,7 +81,7 @@ def test_old_logprobs_match_full_forward(tiny_policy, grammar, prompts, temperat
     )
     row_prompts = [batch.row_prompt_ids(r) for r in range(batch.num_rows)]
     with torch.no_grad():
-        batched = completion_logprobs(
+        batched, entropy = completion_logprobs(
             tiny_policy.model,
             row_prompts,
             batch.completion_ids,
@@ -93,6 +89,7 @@ def test_old_logprobs_match_full_forward(tiny_policy, grammar, prompts, temperat
             temperature=temperature,
             pad_id=tiny_policy.tokenizer.pad_token_id,
         )
+    assert entropy is None
     assert torch.allclose(batch.old_logprobs, batched, atol=1e-4)
 
 
@@ -101,7 +98,7 @@ def test_rollout_tensors_usable_with_autograd(tiny_policy, batch):
     model = tiny_policy.model
     model.train()
     try:
-        lp = completion_logprobs(
+        lp, _ = completion_logprobs(
             model,
             [batch.row_prompt_ids(r) for r in range(2)],
             batch.completion_ids[:2],
@@ -113,6 +110,35 @@ def test_rollout_tensors_usable_with_autograd(tiny_policy, batch):
         model.zero_grad(set_to_none=True)
         model.eval()
     assert not model.training
+
+
+def test_completion_entropy(tiny_policy, batch):
+    """with_entropy: the (detached) entropy of the tempered distribution, 0 outside the mask;
+    the log-probs are the same as without it. ``recgen.policy`` re-exports the function."""
+    import recgen.policy
+
+    assert recgen.policy.completion_logprobs is completion_logprobs
+    rows, temperature = 3, 0.7
+    args = (
+        tiny_policy.model,
+        [batch.row_prompt_ids(r) for r in range(rows)],
+        batch.completion_ids[:rows],
+        batch.completion_mask[:rows],
+    )
+    kw = {"pad_id": tiny_policy.tokenizer.pad_token_id, "temperature": temperature}
+    lp, ent = completion_logprobs(*args, with_entropy=True, **kw)
+    lp_only, none = completion_logprobs(*args, **kw)
+    assert none is None and torch.equal(lp, lp_only)
+    assert lp.requires_grad and not ent.requires_grad and ent.shape == lp.shape
+    mask = batch.completion_mask[:rows]
+    assert (ent[~mask] == 0).all() and (ent[mask] > 0).all()
+    with torch.no_grad():
+        r, n = 0, int(batch.lengths[0])
+        ids = torch.tensor([args[1][r] + batch.completion_ids[r, :n].tolist()])
+        logits = tiny_policy.model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float()
+        logp = (logits / temperature).log_softmax(-1)
+        want = -(logp.exp() * logp).sum(-1)
+    assert torch.allclose(ent[r, :n], want, atol=1e-4)
 
 
 def test_seeded_sampling_is_reproducible(tiny_policy, grammar, prompts):
@@ -226,7 +252,7 @@ def test_decode_attention_matches_sdpa(mask_kind):
 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from recgen.policy.rollout import decode_attention_forward
+    from recgen.policy.kernels import decode_attention_forward
 
     gen = torch.Generator().manual_seed(0)
     rows, heads, kv_heads, keys, dim = 3, 6, 2, 11, 8
@@ -247,7 +273,7 @@ def test_decode_attention_matches_sdpa(mask_kind):
 
 
 def test_growing_cache_layer_grows_past_capacity():
-    from recgen.policy.rollout import _GrowingLayer
+    from recgen.policy.kernels import _GrowingLayer
 
     keys, values = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
     layer = _GrowingLayer(keys, values, capacity=5)
