@@ -62,7 +62,8 @@ class TrainConfig:
     warmup_steps: int = field(default=0, metadata=_help("linear warm-up steps"))
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm"))
     sft_batch_size: int = field(default=8, metadata=_help("SFT examples per step"))
-    gradient_checkpointing: bool = field(default=True, metadata=_help("recompute activations in backward (less memory)"))
+    gradient_checkpointing: bool = field(default=True, metadata=_help("recompute activations in backward (SFT; RL without shared_prefix)"))
+    shared_prefix: bool = field(default=True, metadata=_help("RL update encodes each prompt once for its G rollouts (exact, ~G x less prompt compute)"))
 
     # F-GRPO / GRPO
     group_size: int = field(default=8, metadata=_help("G, rollouts per prompt"))

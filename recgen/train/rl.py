@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from recgen.examples import Example
-from recgen.policy.logprobs import completion_logprobs
+from recgen.policy.logprobs import completion_logprobs, group_logprobs
 from recgen.rewards import rollout_rewards
 from recgen.train import objectives as obj
 from recgen.train.checkpoint import load_latest, save_checkpoint
@@ -82,7 +82,11 @@ def method_loss(cfg: TrainConfig, logp_new, logp_old, batch, a_gen, a_rank, logp
 
 def enable_gradient_checkpointing(model) -> None:
     """Recompute activations in the backward pass (bf16 LoRA on 8 x 650 tokens: ~11 GB → a few GB)."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()  # peft: checkpointed blocks need a grad-requiring input
 
@@ -113,8 +117,8 @@ def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir
 
     sample_fn = sample_fn or sample_groups
     model, tok = policy.model, policy.tokenizer
-    if cfg.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
+    if cfg.gradient_checkpointing and not cfg.shared_prefix:
+        enable_gradient_checkpointing(model)  # the shared-prefix update needs the KV cache
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -171,35 +175,45 @@ def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir
 
 
 def _update(model, policy, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id) -> dict[str, float]:
-    """``updates_per_batch`` optimizer passes over the rollouts of one step."""
+    """``updates_per_batch`` optimizer passes over the rollouts of one step.
+
+    With ``cfg.shared_prefix`` a micro-batch is one prompt's group, whose prompt is encoded
+    once (:func:`recgen.policy.logprobs.group_logprobs`); else micro-batches of
+    ``cfg.micro_batch`` rows repeat their prompts (:func:`completion_logprobs`).
+    """
     g = cfg.group_size
     rows = rb.completion_ids.shape[0]
-    prompts = [list(batch_ex[r // g].input_ids) for r in range(rows)]
-    chunks = [list(range(s, min(s + cfg.micro_batch, rows))) for s in range(0, rows, cfg.micro_batch)]
+    size = g if cfg.shared_prefix else cfg.micro_batch
+    chunks = [list(range(s, min(s + size, rows))) for s in range(0, rows, size)]
+    batches = [{k: getattr(rb, k)[c] for k in ("completion_ids", "completion_mask", "gen_mask", "rank_mask")}
+               for c in chunks]
 
-    def sub(rows_idx):
-        return {k: getattr(rb, k)[rows_idx] for k in ("completion_ids", "completion_mask", "gen_mask", "rank_mask")}
+    def logprobs(ci: int, with_entropy: bool = False):
+        c, b = chunks[ci], batches[ci]
+        if cfg.shared_prefix:
+            return group_logprobs(model, batch_ex[c[0] // g].input_ids, b["completion_ids"], b["completion_mask"],
+                                  pad_id=pad_id, temperature=cfg.temperature, with_entropy=with_entropy)
+        return completion_logprobs(model, [batch_ex[r // g].input_ids for r in c], b["completion_ids"],
+                                   b["completion_mask"], pad_id=pad_id, temperature=cfg.temperature,
+                                   with_entropy=with_entropy)
 
     old: dict[int, torch.Tensor] = {}
     ref: dict[int, torch.Tensor] = {}
     if cfg.updates_per_batch > 1 or cfg.beta > 0:
         with torch.no_grad():
-            for ci, c in enumerate(chunks):
-                b = sub(c)
+            for ci in range(len(chunks)):
                 if cfg.updates_per_batch > 1:
-                    old[ci], _ = completion_logprobs(model, [prompts[r] for r in c], b["completion_ids"],
-                                                     b["completion_mask"], pad_id=pad_id, temperature=cfg.temperature)
+                    old[ci] = logprobs(ci)[0]
                 if cfg.beta > 0:
-                    ref[ci] = _reference_logprobs(model, [prompts[r] for r in c], b, pad_id, cfg.temperature)
+                    ref[ci] = _reference_logprobs(model, lambda ci=ci: logprobs(ci)[0])
     model.train()
     sums: dict[str, float] = {}
     entropy_sum, entropy_n = 0.0, 0
     for _ in range(cfg.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         for ci, c in enumerate(chunks):
-            b = sub(c)
-            logp, ent = completion_logprobs(model, [prompts[r] for r in c], b["completion_ids"], b["completion_mask"],
-                                            pad_id=pad_id, temperature=cfg.temperature, with_entropy=True)
+            b = batches[ci]
+            logp, ent = logprobs(ci, with_entropy=True)
             logp_old = old.get(ci, logp.detach())
             loss, st = method_loss(cfg, logp, logp_old, b, a_gen[c], a_rank[c], ref.get(ci))
             (loss * len(c) / rows).backward()
@@ -215,14 +229,12 @@ def _update(model, policy, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id) 
     return sums
 
 
-def _reference_logprobs(model, prompts, b, pad_id, temperature) -> torch.Tensor:
+def _reference_logprobs(model, compute) -> torch.Tensor:
     """Log-probs under the starting policy: the base model with LoRA adapters disabled."""
     if not hasattr(model, "disable_adapter"):
         raise NotImplementedError("beta > 0 needs a LoRA model (the reference is the base with adapters off)")
     with model.disable_adapter():
-        logp, _ = completion_logprobs(model, prompts, b["completion_ids"], b["completion_mask"],
-                                      pad_id=pad_id, temperature=temperature)
-    return logp
+        return compute()
 
 
 def _truncate_metrics(path: Path, upto_step: int) -> None:
