@@ -153,7 +153,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
 # SFT wants more, cheaper steps than RL under the same preset
 _SFT_OVERRIDES: dict[str, dict[str, Any]] = {
     "smoke": dict(steps=3),
-    "cpu": dict(steps=150, lr=2e-4),
+    "cpu": dict(steps=60, lr=2e-4),
     "gpu": dict(steps=500, lr=1e-4),
 }
 
