@@ -300,15 +300,7 @@ def grpo_loss(
     """GRPO baseline: ``-mean_j T(j) + beta * KL`` with one sequence-level ratio over the whole
     completion and one advantage ``adv`` (from :func:`grpo_advantages`) on every token.
     Stats: ``loss, kl, clip_frac_all, ratio_mean_all, term_all``."""
-    _validate(logp_new, logp_old, completion_mask)
-    a = _check_adv(adv, logp_new.shape[0], "adv").to(logp_new.device)
-    lr = sequence_log_ratio(logp_new, logp_old, completion_mask)
-    term = clipped_phase_term(lr, a, eps)
-    loss = -term.mean()
-    stats: Stats = {}
-    _phase_stats(stats, "all", lr, a, eps, completion_mask, term)
-    loss = _add_kl(loss, stats, logp_new, logp_ref, completion_mask, beta)
-    return loss, stats
+    return _one_phase_loss(logp_new, logp_old, completion_mask, adv, "all", "adv", eps, beta, logp_ref)
 
 
 def rank_only_loss(
@@ -324,12 +316,17 @@ def rank_only_loss(
     """Decoupled retrieve-then-rerank baseline: ``-mean_j T_rank(j) + beta * KL`` (KL over rank
     tokens). The slate is forced (the retriever's top m), so its tokens get no term and no
     gradient. Stats: ``loss, kl, clip_frac_rank, ratio_mean_rank, term_rank``."""
-    _validate(logp_new, logp_old, rank_mask)
-    a = _check_adv(adv_rank, logp_new.shape[0], "adv_rank").to(logp_new.device)
-    lr = sequence_log_ratio(logp_new, logp_old, rank_mask)
+    return _one_phase_loss(logp_new, logp_old, rank_mask, adv_rank, "rank", "adv_rank", eps, beta, logp_ref)
+
+
+def _one_phase_loss(logp_new, logp_old, mask, adv, name: str, adv_name: str, eps: float, beta: float,
+                    logp_ref) -> tuple[torch.Tensor, Stats]:
+    """``-mean_j T(j) + beta * KL`` with one sequence-level ratio over ``mask`` (GRPO, rank-only)."""
+    _validate(logp_new, logp_old, mask)
+    a = _check_adv(adv, logp_new.shape[0], adv_name).to(logp_new.device)
+    lr = sequence_log_ratio(logp_new, logp_old, mask)
     term = clipped_phase_term(lr, a, eps)
     loss = -term.mean()
     stats: Stats = {}
-    _phase_stats(stats, "rank", lr, a, eps, rank_mask, term)
-    loss = _add_kl(loss, stats, logp_new, logp_ref, rank_mask, beta)
-    return loss, stats
+    _phase_stats(stats, name, lr, a, eps, mask, term)
+    return _add_kl(loss, stats, logp_new, logp_ref, mask, beta), stats
