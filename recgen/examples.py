@@ -44,8 +44,10 @@ class Example:
         return [where[i] for i in item_ids]
 
     def retriever_slate(self, m: int) -> list[int]:
-        """Positions of the retriever's top-m candidates (the decoupled baseline's fixed slate)."""
-        return self.positions_of(self.candidates[:m])
+        """Positions of the retriever's top-m candidates (the decoupled baseline's fixed slate),
+        in ascending position order: written in retriever order, the forced slate would hand
+        the reranker the retriever's ranking, which the shuffled pool hides from every method."""
+        return sorted(self.positions_of(self.candidates[:m]))
 
 
 def example_seed(seed: int, user_id: str, position: int) -> int:
@@ -98,10 +100,9 @@ def sft_target_positions(ex: Example, slate_size: int, rank_size: int) -> tuple[
     others = [c for c in ex.candidates if c != ex.target]
     slate_items = [ex.target, *others[: slate_size - 1]] if ex.target in ex.candidates else others[:slate_size]
     rank_items = slate_items[:rank_size]
-    # the slate is written in retriever order (the target in its retriever place) so the
-    # position of the target inside the slate does not leak the answer
-    slate_sorted = sorted(slate_items, key=ex.candidates.index)
-    return ex.positions_of(slate_sorted), ex.positions_of(rank_items)
+    # the slate is written in ascending position order, so where the target sits inside the
+    # slate says nothing (the same order the decoupled baseline's forced slate uses)
+    return sorted(ex.positions_of(slate_items)), ex.positions_of(rank_items)
 
 
 def format_output(slate: Sequence[int], ranking: Sequence[int]) -> str:

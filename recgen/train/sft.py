@@ -53,8 +53,8 @@ def train_sft(policy, examples: list[Example], cfg: TrainConfig, out_dir: Path, 
         bf16=False,  # weights are already in the policy's dtype; no autocast on CPU
         use_cpu=True,
         dataloader_num_workers=0,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         disable_tqdm=False,
     )
     train_ds = HFDataset.from_list(sft_records(examples, cfg))
