@@ -28,6 +28,7 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _fsync_tree(tmp)
     old = None
     if final.exists():
         if not overwrite:
@@ -38,6 +39,21 @@ def atomic_dir(final: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     os.replace(tmp, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file below ``folder`` (and the folders) to disk before the rename makes them
+    visible, so a machine crash cannot leave a complete-looking folder of truncated files."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    for d in [*(p for p in folder.rglob("*") if p.is_dir()), folder]:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

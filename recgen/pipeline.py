@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -65,7 +65,7 @@ def ensure_pools(ds, *, dataset: str, size: int = 20, train_examples_per_user: i
         build_pool_files(PoolBuildJob(
             out=str(retrieve_dir), dataset=dataset, retriever=str(inject_dir / "retriever"),
             sasrec=sasrec, splits=("valid", "test"),
-            pools=replace(PoolConfig(size=size, mode="retrieve"), train_examples_per_user=train_examples_per_user)))
+            pools=PoolConfig(size=size, mode="retrieve", train_examples_per_user=train_examples_per_user)))
     inject = {s: pl.read_parquet(inject_dir / f"{s}.parquet") for s in ("train", "valid", "test")}
     retrieve = {s: pl.read_parquet(retrieve_dir / f"{s}.parquet") for s in ("valid", "test")}
     logger.info("pools: %s", {s: df.height for s, df in inject.items()})

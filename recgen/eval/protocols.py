@@ -132,6 +132,8 @@ def score(examples: list[Example], out: MethodOutput, protocol: str, *, seed: in
 
 def compare(results: dict[str, EvalResult], reference: str, metric: str, *, seed: int = 0) -> dict[str, dict]:
     """Paired tests of every method against ``reference`` on ``metric`` (same users, same order)."""
+    if reference not in results:
+        raise ValueError(f"reference method {reference!r} is not among the evaluated: {sorted(results)}")
     ref = results[reference]
     out = {}
     for name, res in results.items():

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from recgen.errors import ConfigError
 from recgen.eval.protocols import (
     EvalResult,
     llm_outputs,
@@ -49,6 +50,18 @@ def load_named_policy(source: str, dtype: str = "bf16"):
     return build_tiny_policy() if source == "tiny" else load_policy(source, dtype)
 
 
+def _check_trained_like_evaluated(spec: str, meta: dict, pcfg, pools) -> None:
+    """A trained model must be scored on the prompt format (and ideally pools) it was trained on."""
+    trained = meta.get("prompt")
+    if trained:
+        diff = {k: (v, getattr(pcfg, k)) for k, v in trained.items() if hasattr(pcfg, k) and getattr(pcfg, k) != v}
+        if diff:
+            raise ConfigError(f"method {spec!r} was trained with other prompt settings than this evaluation "
+                              f"uses (field: (trained, evaluated)): {diff}")
+    if meta.get("pools") and Path(meta["pools"]) != Path(pools.folder):
+        logger.warning("method %r was trained on pools %s, evaluated on %s", spec, meta["pools"], pools.folder)
+
+
 def parse_method(spec: str) -> tuple[str, str | None]:
     name, sep, folder = spec.partition("=")
     return (name, folder) if sep else (name, None)
@@ -64,6 +77,8 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
     from recgen.policy.prompt import PromptConfig
 
     frames = pools.inject if setup.protocol == "pool" else pools.retrieve
+    if setup.split not in frames:
+        raise ConfigError(f"split {setup.split!r} has no {setup.protocol} pools: expected one of {sorted(frames)}")
     rows = user_subset(frames[setup.split], setup.users, seed=setup.seed)
     pcfg = PromptConfig(history_len=setup.history_len, max_title_tokens=setup.max_title_tokens,
                         n_candidates=setup.pool_size, slate_size=setup.slate_size, rank_size=setup.rank_size,
@@ -82,10 +97,14 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
                    if name == "retriever" else
                    popularity_outputs(examples, counts, slate_size=setup.slate_size, rank_size=setup.rank_size))
         else:
+            if folder is None and name != "zero-shot":
+                raise ConfigError(f"method {spec!r}: expected 'retriever', 'popularity', 'zero-shot' or "
+                                  "NAME=FOLDER (a trained run's final/ folder)")
             source = folder or base_model
             policy = load_named_policy(source, setup.dtype)
             meta_path = Path(source) / "recgen.json"
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            _check_trained_like_evaluated(spec, meta, pcfg, pools)
             ex = build_examples(ds, rows, policy.tokenizer, pcfg, seed=setup.seed)
             if examples is None:
                 examples = ex

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recgen.errors import ConfigError
 from recgen.io import atomic_dir
 
 logger = logging.getLogger(__name__)
@@ -75,17 +76,27 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
 
-def load_latest(root: Path, model: torch.nn.Module, optimizer, scheduler) -> Resumed | None:
-    """Restore the newest checkpoint under ``root`` into the given objects; None if there is none."""
+def load_latest(root: Path, model: torch.nn.Module, optimizer, scheduler,
+                expect: dict[str, Any] | None = None) -> Resumed | None:
+    """Restore the newest checkpoint under ``root`` into the given objects; None if there is none.
+
+    ``expect``: state fields (e.g. the method) the checkpoint must have been written with.
+    """
     ckpts = list_checkpoints(root)
     if not ckpts:
         return None
     path = ckpts[-1]
+    saved = json.loads((path / "state.json").read_text())
+    for key, value in (expect or {}).items():
+        if saved.get(key) != value:
+            raise ConfigError(f"checkpoint {path} was written with {key}={saved.get(key)!r}, "
+                               f"this run has {key}={value!r}")
     weights = torch.load(path / "trainable.pt", map_location="cpu")
     own = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    missing = sorted(set(own) - set(weights))
-    if missing:
-        raise RuntimeError(f"checkpoint {path} lacks trainable parameters, e.g. {missing[:3]}")
+    missing, extra = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
+    if missing or extra:
+        raise ConfigError(f"checkpoint {path} does not fit this model: missing trainable parameters "
+                           f"{missing[:3]}, unknown parameters {extra[:3]} (another model or LoRA setting?)")
     with torch.no_grad():
         for name, value in weights.items():
             own[name].copy_(value)
@@ -94,6 +105,5 @@ def load_latest(root: Path, model: torch.nn.Module, optimizer, scheduler) -> Res
     if scheduler is not None and optim["scheduler"] is not None:
         scheduler.load_state_dict(optim["scheduler"])
     _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    state = json.loads((path / "state.json").read_text())
-    logger.info("resumed from %s (step %d)", path, state["step"])
-    return Resumed(step=int(state["step"]), state=state, path=path)
+    logger.info("resumed from %s (step %d)", path, saved["step"])
+    return Resumed(step=int(saved["step"]), state=saved, path=path)

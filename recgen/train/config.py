@@ -79,7 +79,7 @@ class TrainConfig:
     # bookkeeping
     checkpoint_every: int = field(default=10, metadata=_help("steps between checkpoints"))
     keep_checkpoints: int = field(default=2, metadata=_help("checkpoints kept on disk"))
-    eval_users: int = field(default=300, metadata=_help("test users evaluated after training (0 = skip)"))
+    eval_users: int = field(default=300, metadata=_help("validation users evaluated after training (0 = skip)"))
     seed: int = field(default=0, metadata=_help("seed of everything"))
     threads: int = field(default=0, metadata=_help("torch threads (0 = all free cores)"))
 
@@ -111,6 +111,12 @@ class TrainConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.lam < 0 or self.beta < 0:
             raise ConfigError(f"lam and beta must be >= 0, got lam={self.lam}, beta={self.beta}")
+        if self.method == "decoupled" and not self.constrained:
+            raise ConfigError("the decoupled baseline forces the retriever's slate through the grammar: "
+                              "it needs constrained=True")
+        if self.beta > 0 and not self.lora:
+            raise ConfigError(f"beta={self.beta} needs lora=True (the KL reference is the base model with "
+                              "the adapters switched off)")
         if self.format_penalty > 0:
             raise ConfigError(f"format_penalty must be <= 0, got {self.format_penalty}")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import resource
 import time
 from collections.abc import Callable
@@ -58,7 +57,7 @@ def phase_advantages(rw: StepRewards, cfg: TrainConfig) -> tuple[torch.Tensor, t
     """(A_gen, A_rank) per row for the configured method (GRPO: the joint advantage in both)."""
     g = cfg.group_size
     if cfg.method == "grpo":
-        joint = obj.group_advantages(rw.r_gen + cfg.lam * rw.r_rank, g, scale_by_std=cfg.scale_by_std)
+        joint = obj.grpo_advantages(rw.r_gen, rw.r_rank, g, lam=cfg.lam, scale_by_std=cfg.scale_by_std)
         return joint, joint
     a_gen = obj.group_advantages(rw.r_gen, g, scale_by_std=cfg.scale_by_std)
     a_rank = obj.group_advantages(rw.r_rank, g, scale_by_std=cfg.scale_by_std)
@@ -127,7 +126,7 @@ def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir
     metrics_path = Path(out_dir) / "metrics.jsonl"
     start = 0
     if resume:
-        resumed = load_latest(ckpt_dir, model, optimizer, scheduler)
+        resumed = load_latest(ckpt_dir, model, optimizer, scheduler, expect={"method": cfg.method})
         if resumed is not None:
             start = resumed.step
     _truncate_metrics(metrics_path, start)
@@ -223,8 +222,13 @@ def _update(model, policy, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id) 
             entropy_n += int(b["completion_mask"].sum())
         grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
                                                    cfg.max_grad_norm)
+        if not torch.isfinite(grad_norm):  # one bad batch must not turn every weight into NaN
+            logger.warning("non-finite gradient norm (%s): optimizer step skipped", float(grad_norm))
+            optimizer.zero_grad(set_to_none=True)
+            sums["skipped_steps"] = sums.get("skipped_steps", 0.0) + 1
+            continue
         optimizer.step()
-    sums["grad_norm"] = float(grad_norm) if math.isfinite(float(grad_norm)) else float("nan")
+    sums["grad_norm"] = float(grad_norm)
     sums["entropy"] = entropy_sum / max(entropy_n, 1)
     return sums
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recgen import runtime
+from recgen.errors import ConfigError
 from recgen.io import atomic_dir, atomic_write_json
 from recgen.train.config import TrainConfig
 
@@ -51,6 +52,10 @@ def load_training_policy(cfg: TrainConfig):
         policy = build_tiny_policy(seed=cfg.seed, dtype=cfg.dtype, lora=lora)
     else:
         policy = load_policy(source, cfg.dtype, lora=lora, threads=cfg.threads or None)
+    import torch
+
+    if torch.cuda.is_available():
+        policy.model.to("cuda")
     logger.info("policy %s: %d trainable of %d parameters", source,
                 policy.num_parameters(trainable_only=True), policy.num_parameters())
     return policy
@@ -78,6 +83,10 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
     from recgen.retrieval.sasrec import SASRecConfig
 
     start = time.perf_counter()
+    ckpts = Path(cfg.out_dir) / "checkpoints"
+    if not resume and ckpts.is_dir() and any(ckpts.iterdir()):
+        raise ConfigError(f"{ckpts} already holds checkpoints of an earlier run: pass --resume to continue it, "
+                          "or choose another --out-dir")
     runtime.configure(cfg.threads or None)
     runtime.seed_everything(cfg.seed)
     out = Path(cfg.out_dir)
@@ -89,7 +98,7 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
     ds = load_dataset(cfg.dataset, format=cfg.dataset_format)
     pools = ensure_pools(ds, dataset=cfg.dataset, size=cfg.pool_size,
                          train_examples_per_user=cfg.train_examples_per_user,
-                         sasrec=SASRecConfig(epochs=cfg.retriever_epochs, seed=cfg.seed))
+                         sasrec=SASRecConfig(epochs=cfg.retriever_epochs))  # one retriever for every seed
     policy = load_training_policy(cfg)
     grammar = SlateRankGrammar(policy.tokenizer, cfg.pool_size, cfg.slate_size, cfg.rank_size)
     pcfg = prompt_config(cfg, ds)
@@ -119,7 +128,8 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
         if tracker is not None:
             tracker.log_metrics({f"valid_{k}": v["mean"] for k, v in result.eval_metrics.items()})
     atomic_write_json(out / "result.json", {"seconds": result.seconds, "eval": result.eval_metrics,
-                                            "steps": len(logs), "final": str(final)})
+                                            "steps": cfg.steps, "steps_this_session": len(logs),
+                                            "final": str(final)})
     logger.info("done in %.0f s: %s", result.seconds, out)
     return result
 

@@ -29,6 +29,7 @@ def sft_records(examples: list[Example], cfg: TrainConfig) -> list[dict[str, str
 def train_sft(policy, examples: list[Example], cfg: TrainConfig, out_dir: Path, *,
               resume: bool = False) -> list[dict[str, Any]]:
     """Fine-tune ``policy.model`` in place for ``cfg.steps`` steps; returns the loss log."""
+    import torch
     from datasets import Dataset as HFDataset
     from trl import SFTConfig, SFTTrainer
 
@@ -50,8 +51,8 @@ def train_sft(policy, examples: list[Example], cfg: TrainConfig, out_dir: Path, 
         data_seed=cfg.seed,
         completion_only_loss=True,
         max_length=None,
-        bf16=False,  # weights are already in the policy's dtype; no autocast on CPU
-        use_cpu=True,
+        bf16=False,  # weights are already in the policy's dtype; no autocast
+        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,

@@ -65,3 +65,22 @@ def test_end_to_end_reports_pool_recall():
     res = score(examples, retriever_outputs(examples, slate_size=2, rank_size=1), "end-to-end")
     assert res.per_user["pool_recall@5"].tolist() == [1.0, 0.0]
     assert "recall@10" in res.per_user
+
+
+def test_runner_rejects_a_method_name_without_a_folder():
+    from types import SimpleNamespace
+
+    import polars as pl
+    import pytest
+
+    from recgen.errors import ConfigError
+    from recgen.eval.runner import EvalSetup, evaluate_methods
+
+    frame = pl.DataFrame({"user_id": ["u"], "target": ["a"], "position": [1], "candidates": [["a", "b"]],
+                          "scores": [[1.0, 0.5]]})
+    ds = SimpleNamespace(name="ml-test", train=pl.DataFrame({"user_id": ["u"], "item_id": ["a"]}))
+    pools = SimpleNamespace(inject={"test": frame}, retrieve={}, folder="x")
+    with pytest.raises(ConfigError, match="'fgrpo'"):
+        evaluate_methods(ds, pools, ["fgrpo"], EvalSetup(users=1), base_model="tiny")
+    with pytest.raises(ConfigError, match="no end-to-end pools"):
+        evaluate_methods(ds, pools, ["retriever"], EvalSetup(users=1, protocol="end-to-end"), base_model="tiny")

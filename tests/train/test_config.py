@@ -33,3 +33,18 @@ def test_presets_resolve_and_override():
         preset("tpu")
     with pytest.raises(ConfigError, match="unknown config field"):
         TrainConfig.from_dict({"stepz": 3})
+
+
+def test_a_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path):
+    from recgen.train.run import main
+
+    (tmp_path / "checkpoints" / "step-000030").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        main(preset("smoke", "fgrpo", out_dir=str(tmp_path)))
+
+
+def test_config_rejects_combinations_that_would_fail_late():
+    with pytest.raises(ConfigError, match="constrained"):
+        TrainConfig(method="decoupled", constrained=False)
+    with pytest.raises(ConfigError, match="lora"):
+        TrainConfig(beta=0.1, lora=False)
