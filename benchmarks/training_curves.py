@@ -2,7 +2,7 @@
 
     python benchmarks/training_curves.py runs/cmp --out benchmarks/results
 
-Reads RUN/*/metrics.jsonl; writes training_curves.png (per-phase rewards per step of every
+Reads RUN/*/metrics.jsonl; writes [PREFIX]training_curves.png (per-phase rewards per step of every
 RL run, SFT loss), training_cost.json and training_cost.md (seconds per step, rollout vs
 update share, peak memory).
 """
@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--prefix", default="", help="prefix of the output file names")
     args = ap.parse_args()
     runs = {p.parent.name: load(p) for p in sorted(args.runs.glob("*/metrics.jsonl"))}
     rl = {k: v for k, v in runs.items() if v and "reward_gen" in v[0]}
@@ -48,7 +49,7 @@ def main() -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out / "training_curves.png", dpi=110)
+    fig.savefig(args.out / f"{args.prefix}training_curves.png", dpi=110)
 
     cost = {}
     for name, logs in rl.items():
@@ -58,13 +59,13 @@ def main() -> None:
                       "rollout_share": roll, "update_share": 1 - roll,
                       "peak_rss_mb": max(r["peak_rss_mb"] for r in logs),
                       "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in logs)}
-    (args.out / "training_cost.json").write_text(json.dumps(cost, indent=2) + "\n")
+    (args.out / f"{args.prefix}training_cost.json").write_text(json.dumps(cost, indent=2) + "\n")
     lines = ["| run | steps | median s/step | rollout share | update share | peak RSS (MB) | tokens/s |",
              "|---|---|---|---|---|---|---|"]
     for name, c in cost.items():
         lines.append(f"| {name} | {c['steps']} | {c['median_step_s']:.1f} | {c['rollout_share']:.0%} | "
                      f"{c['update_share']:.0%} | {c['peak_rss_mb']:.0f} | {c['median_tokens_per_s']:.1f} |")
-    (args.out / "training_cost.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.prefix}training_cost.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
