@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in _FLAGS:
         f = fields[name]
         typ = f.type if f.type in ("int", "float") else "str"
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+        flags = [f"--{name.replace('_', '-')}"] + (["--out"] if name == "out_dir" else [])
+        p.add_argument(*flags, dest=name, default=None,
                        type={"int": int, "float": float}.get(typ, str),
                        help=f"{f.metadata.get('help', '')} (preset value if omitted)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
