@@ -33,10 +33,16 @@ def main() -> None:
     runs = {p.parent.name: load(p) for p in sorted(args.runs.glob("*/metrics.jsonl"))}
     rl = {k: v for k, v in runs.items() if v and "reward_gen" in v[0]}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for name, logs in rl.items():
+    for i, (name, logs) in enumerate(rl.items()):
         steps = [r["step"] for r in logs]
-        axes[0].plot(steps, [r["reward_gen"] for r in logs], marker="o", label=name)
-        axes[1].plot(steps, [r["reward_rank"] for r in logs], marker="o", label=name)
+        for ax, key in ((axes[0], "reward_gen"), (axes[1], "reward_rank")):
+            values = [r[key] for r in logs]
+            color = f"C{i}"
+            ax.plot(steps, values, marker=".", alpha=0.35, color=color)
+            w = min(5, len(values))  # trailing mean over w steps: one step holds only a few prompts
+            smooth = [sum(values[max(0, j - w + 1): j + 1]) / len(values[max(0, j - w + 1): j + 1])
+                      for j in range(len(values))]
+            ax.plot(steps, smooth, color=color, label=f"{name} (mean of last {w} steps)")
     axes[0].set_title("slate coverage reward (R_gen), mean over rollouts")
     axes[1].set_title("ranking NDCG reward (R_rank), mean over rollouts")
     for name, logs in runs.items():
