@@ -3,17 +3,19 @@
 # baseline from the same SFT checkpoint with the same budget (steps x prompts x G), then all
 # methods + baselines on the same seeded test users under the pool protocol.
 #
-#   SFT_STEPS=40 RL_STEPS=10 USERS=300 bash benchmarks/method_comparison.sh runs/cmp
+#   SFT_STEPS=24 RL_STEPS=40 USERS=300 NAME=rl40 bash benchmarks/method_comparison.sh runs/cmp40
 #
 # RL runs go two at a time with one torch thread each (faster than one at a time with two
 # threads on a 2-core machine). Outputs: OUT/{sft,fgrpo,grpo,decoupled}/ (metrics.jsonl,
-# final/), benchmarks/results/method_comparison.{json,md}, training-curve PNGs.
+# final/), benchmarks/results/method_comparison_$NAME.{json,md}, $NAME_training_curves.png,
+# $NAME_training_cost.{json,md}. An existing OUT/sft (or a symlink to another run's) is reused.
 set -euo pipefail
 OUT=${1:-runs/cmp}
 SFT_STEPS=${SFT_STEPS:-40}
 RL_STEPS=${RL_STEPS:-10}
 USERS=${USERS:-300}
 PRESET=${PRESET:-cpu}
+NAME=${NAME:-rl$RL_STEPS}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
 train() {  # method out threads [extra...]
@@ -28,7 +30,7 @@ INIT="$OUT/sft/final"
 wait
 for m in fgrpo grpo; do [ -f "$OUT/$m/final/recgen.json" ] || { echo "$m failed: see $OUT/$m.log" >&2; exit 1; }; done
 [ -f "$OUT/decoupled/final/recgen.json" ] || train decoupled "$OUT/decoupled" 2 --steps "$RL_STEPS" --init-from "$INIT"
-python benchmarks/pool_protocol.py --users "$USERS" --name method_comparison --reference fgrpo \
+python benchmarks/pool_protocol.py --users "$USERS" --name "method_comparison_$NAME" --reference fgrpo \
   --methods retriever popularity zero-shot sft="$INIT" grpo="$OUT/grpo/final" \
   decoupled="$OUT/decoupled/final" fgrpo="$OUT/fgrpo/final"
-python benchmarks/training_curves.py "$OUT" --out benchmarks/results
+python benchmarks/training_curves.py "$OUT" --out benchmarks/results --prefix "${NAME}_"
