@@ -15,7 +15,6 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,11 +109,10 @@ def _batch_for_step(n_examples: int, step: int, per_step: int, seed: int) -> lis
 
 
 def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir: Path, *,
-             resume: bool = False, tracker=None, sample_fn: Callable | None = None) -> list[dict[str, Any]]:
+             resume: bool = False, tracker=None) -> list[dict[str, Any]]:
     """Run ``cfg.steps`` RL steps; checkpoints under ``out_dir/checkpoints``; returns the step logs."""
     from recgen.policy.rollout import sample_groups
 
-    sample_fn = sample_fn or sample_groups
     model, tok = policy.model, policy.tokenizer
     if cfg.gradient_checkpointing and not cfg.shared_prefix:
         enable_gradient_checkpointing(model)  # the shared-prefix update needs the KV cache
@@ -139,13 +137,13 @@ def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir
         batch_ex = [examples[i] for i in idx]
         forced = [ex.retriever_slate(cfg.slate_size) for ex in batch_ex] if cfg.method == "decoupled" else None
         model.eval()
-        rb = sample_fn(policy, [list(ex.input_ids) for ex in batch_ex], grammar, group_size=g,
+        rb = sample_groups(policy, [list(ex.input_ids) for ex in batch_ex], grammar, group_size=g,
                        temperature=cfg.temperature, forced_slates=forced, constrained=cfg.constrained,
                        seed=cfg.seed * 100_003 + step)
         t_roll = time.perf_counter() - t0
         rw = score_rollouts(batch_ex, rb.parsed, g, cfg)
         a_gen, a_rank = phase_advantages(rw, cfg)
-        stats = _update(model, policy, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id)
+        stats = _update(model, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id)
         scheduler.step()
         t_step = time.perf_counter() - t0
         n_tok = int(rb.completion_mask.sum())
@@ -173,7 +171,7 @@ def train_rl(policy, grammar, examples: list[Example], cfg: TrainConfig, out_dir
     return logs
 
 
-def _update(model, policy, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id) -> dict[str, float]:
+def _update(model, cfg, batch_ex, rb, a_gen, a_rank, optimizer, pad_id) -> dict[str, float]:
     """``updates_per_batch`` optimizer passes over the rollouts of one step.
 
     With ``cfg.shared_prefix`` a micro-batch is one prompt's group, whose prompt is encoded
