@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from recgen.data import KNOWN_FORMATS, DataConfig, Dataset, load_dataset
+
+
+def _out(text: str) -> None:
+    """Command output (results for the user, not logs)."""
+    sys.stdout.write(f"{text}\n")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -96,5 +102,5 @@ def format_stats(ds: Dataset) -> str:
 def prepare_command(args: argparse.Namespace) -> int:
     """Handler of ``recgen data prepare``."""
     ds = load_dataset(args.dataset, format=args.format, config=config_from_args(args))
-    print(format_stats(ds))
+    _out(format_stats(ds))
     return 0

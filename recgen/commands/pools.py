@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from recgen.retrieval.pools import PoolBuildJob, PoolConfig, build_pool_files
 from recgen.retrieval.sasrec import SASRecConfig
+
+
+def _out(text: str) -> None:
+    """Command output (results for the user, not logs)."""
+    sys.stdout.write(f"{text}\n")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,14 +94,14 @@ def _build(args: argparse.Namespace) -> int:
     summary = build_pool_files(job_from_args(args))
     rep = summary["retriever"]["report"]
     if not summary["retriever"]["loaded_from"]:
-        print(
+        _out(
             f"retriever: best valid NDCG@10 {rep['best_valid_ndcg10']:.4f} at epoch "
             f"{rep['best_epoch']} ({rep['train_seconds']:.1f} s)"
         )
     for split, n in summary["rows"].items():
-        print(
+        _out(
             f"{split}: {n} pools of {summary['size']} ({summary['mode']}), "
             f"retrieve recall@{summary['size']} = {summary['pool_recall'][split]:.4f}"
         )
-    print(f"wrote {args.out}")
+    _out(f"wrote {args.out}")
     return 0
