@@ -11,7 +11,7 @@ import recgen.runtime  # noqa: F401  (OMP policy + offline HF before torch start
 from recgen.errors import RecgenError
 
 # Subcommand groups, in the order --help lists them. Each module has register(subparsers).
-COMMANDS = ("data", "pools", "train", "evaluate")
+COMMANDS = ("data", "pools", "train", "evaluate", "report", "register", "recommend")
 
 EPILOG = """\
 typical flow on the default data (ml-100k) and model (SmolLM2-135M-Instruct):
