@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override any TrainConfig field, e.g. --set clip_eps=0.1 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out-dir")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log the run to MLflow ($MLFLOW_TRACKING_URI, default sqlite:///mlflow.db)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment name (default: recgen)")
     p.set_defaults(func=run)
 
 
@@ -78,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(json.dumps(cfg.to_dict(), indent=2) + "\n")
         return 0
-    result = main(cfg, resume=args.resume)
+    from recgen.tracking import make_tracker
+
+    tracker = make_tracker(args.mlflow or args.experiment is not None, args.experiment)
+    result = main(cfg, resume=args.resume, tracker=tracker)
     sys.stdout.write(f"trained {cfg.method} ({len(result.logs)} steps, {result.seconds:.0f} s); model: {result.final_dir}\n")
     for name, s in result.eval_metrics.items():
         sys.stdout.write(f"  valid {name:12s} {s['mean']:.4f} [{s['lo']:.4f}, {s['hi']:.4f}]\n")

@@ -5,6 +5,12 @@ Outputs under ``cfg.out_dir``: ``config.json``, ``metrics.jsonl`` (per step),
 ``checkpoints/`` (atomic, for ``--resume``), ``final/`` (a self-contained model folder:
 LoRA merged into the weights, tokenizer, ``recgen.json``) and ``eval/`` (pool-protocol
 metrics on a seeded subset of validation users).
+
+With a tracker (``recgen.tracking.MlflowTracker``) the job is one run named
+``METHOD-DATASET-PRESET`` (nested under the caller's active run, if any), tagged with method,
+dataset, preset and model, holding the config (params and ``config.json``), per-step
+metrics, a sample of training prompts and of validation outputs (``samples/``), the final
+validation metrics (``valid_ndcg_at_5`` …) and the ``final/`` model folder.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 from recgen import runtime
 from recgen.errors import ConfigError
 from recgen.io import atomic_dir, atomic_write_json
+from recgen.tracking import NullTracker, Tracker, dataset_label, run_name
 from recgen.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -74,8 +81,27 @@ def export_policy(policy, folder: Path, meta: dict[str, Any]) -> Path:
     return folder
 
 
-def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult:
+SAMPLE_SIZE = 3  # prompts / outputs logged as samples
+
+
+def main(cfg: TrainConfig, *, resume: bool = False, tracker: Tracker | None = None) -> TrainResult:
     """Run one training job as configured; see the module docstring for the outputs."""
+    tracker = tracker or NullTracker()
+    tags = {"method": cfg.method, "dataset": dataset_label(cfg.dataset), "preset": cfg.preset,
+            "model": cfg.init_from or cfg.model, "out_dir": str(Path(cfg.out_dir).resolve()), "resume": resume}
+    with tracker.start_run(run_name(cfg.method, cfg.dataset, cfg.preset), tags=tags):
+        result = _main(cfg, resume, tracker)
+        tracker.log_metrics({"train_seconds": result.seconds})
+        for name in ("metrics.jsonl", "result.json"):
+            if (result.out_dir / name).exists():
+                tracker.log_artifact(result.out_dir / name)
+        if (result.out_dir / "eval").is_dir():
+            tracker.log_artifact(result.out_dir / "eval", artifact_path="eval")
+        tracker.log_artifact(result.final_dir, artifact_path="final")
+    return result
+
+
+def _main(cfg: TrainConfig, resume: bool, tracker: Tracker) -> TrainResult:
     from recgen.data import load_dataset
     from recgen.examples import build_examples
     from recgen.pipeline import ensure_pools
@@ -92,8 +118,8 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", cfg.to_dict())
-    if tracker is not None:
-        tracker.log_params(cfg.to_dict())
+    tracker.log_params(cfg.to_dict())
+    tracker.log_artifact(out / "config.json")
 
     ds = load_dataset(cfg.dataset, format=cfg.dataset_format)
     pools = ensure_pools(ds, dataset=cfg.dataset, size=cfg.pool_size,
@@ -104,14 +130,16 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
     pcfg = prompt_config(cfg, ds)
     examples = build_examples(ds, pools.inject["train"], policy.tokenizer, pcfg, seed=cfg.seed, desc="train prompts")
     logger.info("%d training examples; method %s; %d steps", len(examples), cfg.method, cfg.steps)
+    tracker.log_dict(prompt_samples(examples[:SAMPLE_SIZE], cfg), "samples/train_prompts.json")
 
     if cfg.method == "sft":
         from recgen.train.sft import train_sft
 
         logs = train_sft(policy, examples, cfg, out, resume=resume)
         with (out / "metrics.jsonl").open("w") as fh:
-            for h in logs:
+            for i, h in enumerate(logs):
                 fh.write(json.dumps(h) + "\n")
+                tracker.log_metrics({k: v for k, v in h.items() if k != "step"}, step=int(h.get("step", i + 1)))
     else:
         from recgen.train.rl import train_rl
 
@@ -125,8 +153,8 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
     result = TrainResult(out, final, logs, seconds=time.perf_counter() - start)
     if cfg.eval_users:
         result.eval_metrics = evaluate_valid(policy, grammar, ds, pools, pcfg, cfg, out / "eval")
-        if tracker is not None:
-            tracker.log_metrics({f"valid_{k}": v["mean"] for k, v in result.eval_metrics.items()})
+        tracker.log_metrics({f"valid_{k}": v["mean"] for k, v in result.eval_metrics.items()})
+        tracker.log_dict(json.loads((out / "eval" / "samples.json").read_text()), "samples/valid_outputs.json")
     atomic_write_json(out / "result.json", {"seconds": result.seconds, "eval": result.eval_metrics,
                                             "steps": cfg.steps, "steps_this_session": len(logs),
                                             "final": str(final)})
@@ -137,7 +165,7 @@ def main(cfg: TrainConfig, *, resume: bool = False, tracker=None) -> TrainResult
 def evaluate_valid(policy, grammar, ds, pools, pcfg, cfg: TrainConfig, out: Path) -> dict[str, Any]:
     """Pool-protocol metrics of the trained policy on a seeded subset of validation users."""
     from recgen.eval.protocols import llm_outputs, score
-    from recgen.examples import build_examples
+    from recgen.examples import build_examples, format_output
     from recgen.pipeline import user_subset
 
     rows = user_subset(pools.inject["valid"], cfg.eval_users, seed=cfg.seed)
@@ -148,6 +176,20 @@ def evaluate_valid(policy, grammar, ds, pools, pcfg, cfg: TrainConfig, out: Path
     out.mkdir(parents=True, exist_ok=True)
     res.frame.write_parquet(out / "rankings.parquet")
     atomic_write_json(out / "metrics.json", res.summary)
+    atomic_write_json(out / "samples.json", [
+        {**s, "output": format_output(ex.positions_of(slate), ex.positions_of(ranking)),
+         "slate": list(slate), "ranking": list(ranking)}
+        for s, ex, slate, ranking in zip(prompt_samples(examples[:SAMPLE_SIZE], cfg), examples,
+                                         outputs.slates, outputs.rankings, strict=False)])
     logger.info("valid (pool protocol, %d users): %s", len(examples),
                 {k: round(v["mean"], 4) for k, v in res.summary.items()})
     return res.summary
+
+
+def prompt_samples(examples, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """A few prompts with their target and the SFT target output, for the run's artifacts."""
+    from recgen.examples import format_output, sft_target_positions
+
+    return [{"user_id": ex.user_id, "target": ex.target, "prompt": ex.prompt_text,
+             "sft_target": format_output(*sft_target_positions(ex, cfg.slate_size, cfg.rank_size))}
+            for ex in examples]
