@@ -61,6 +61,15 @@ class UnknownItemError(UnknownIdError):
     """An item id is not in the catalogue."""
 
 
+# --- serving -------------------------------------------------------------------------
+class RequestError(RecgenError, ValueError):
+    """A recommendation request cannot be served as asked (k out of range, empty history)."""
+
+
+class RequestTypeError(RecgenError, TypeError):
+    """A recommendation request argument has the wrong type."""
+
+
 # --- retrieval -----------------------------------------------------------------------
 class RetrievalError(RecgenError):
     """Candidate generation cannot satisfy a request (e.g. N too large, empty history)."""

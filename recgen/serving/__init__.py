@@ -1,0 +1,1 @@
+"""Serving: the recommender bundle folder and the MLflow pyfunc wrapper."""

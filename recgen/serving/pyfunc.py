@@ -1,0 +1,129 @@
+"""The recommender as an MLflow pyfunc model (``mlflow models serve``, the model registry).
+
+The whole bundle folder (:mod:`recgen.serving.bundle`) is the model's one artifact, so a
+registered model loads offline. Requests are DataFrame rows: ``user_id`` (a known user) or
+``history`` (a list of item ids, oldest first, for a new user), and optionally ``k``
+(default 10). The answer has one row per recommended item: ``request`` (the input row),
+``user_id``, ``rank``, ``item_id``, ``title``, ``score``, ``source``. A bad request (unknown
+user or item, bad k, wrong type) is an ``INVALID_PARAMETER_VALUE`` error: HTTP 400 with the
+message naming the value.
+
+Serving: ``mlflow models serve -m models:/recgen-ml-100k@champion --env-manager local``
+(recgen must be installed in the serving environment; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+
+from recgen.errors import ModelNotFoundError, RecgenError
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT = "bundle"
+COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "source"]
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists/arrays
+        return False
+
+
+class RecgenPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper around :class:`recgen.Recommender` (loaded from the ``bundle`` artifact)."""
+
+    def load_context(self, context: Any) -> None:
+        from recgen.recommender import Recommender
+
+        self.recommender = Recommender.load(context.artifacts[ARTIFACT])
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        rows = []
+        for n, req in enumerate(frame.to_dict("records")):
+            user, history, k = req.get("user_id"), req.get("history"), req.get("k")
+            k = 10 if _is_missing(k) else k
+            if isinstance(k, float) and k.is_integer():  # JSON numbers may arrive as floats
+                k = int(k)
+            elif hasattr(k, "item"):  # numpy scalars
+                k = k.item()
+            try:
+                if not _is_missing(history):
+                    recs = self.recommender.recommend_for_history(list(history), k)
+                    user = None
+                elif not _is_missing(user):
+                    recs = self.recommender.recommend(user, k)
+                else:
+                    raise MlflowException(f"request {n}: give a user_id or a history (a list of item ids)",
+                                          error_code=INVALID_PARAMETER_VALUE)
+            except RecgenError as e:
+                raise MlflowException(f"request {n}: {e}", error_code=INVALID_PARAMETER_VALUE) from e
+            rows += [(n, None if user is None else str(user), r.rank, r.item_id, r.title, r.score, r.source)
+                     for r in recs]
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in ("mlflow", "torch", "transformers", "faiss-cpu", "polars", "pandas", "numpy"):
+        try:
+            out.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def log_model(bundle_dir: str | os.PathLike[str], name: str = "model", registered_model_name: str | None = None,
+              input_example: bool = True) -> Any:
+    """Log a saved recommender folder as a pyfunc model in the active MLflow run.
+
+    ``input_example``: record a two-row example request (a known user, a new history) taken
+    from the bundle itself, without running the model.
+    """
+    from mlflow.models import infer_signature
+
+    from recgen.serving.bundle import read_bundle
+
+    parts = read_bundle(bundle_dir)
+    user = next(iter(parts.histories))
+    example = pd.DataFrame([{"user_id": user, "history": None, "k": 10},
+                            {"user_id": None, "history": parts.histories[user][:3], "k": 5}])
+    output = pd.DataFrame([(0, user, 1, parts.histories[user][0], "title", 0.5, "ranking")], columns=COLUMNS)
+    signature = infer_signature(example, output)
+    info = mlflow.pyfunc.log_model(
+        name=name, python_model=RecgenPyfunc(), artifacts={ARTIFACT: str(Path(bundle_dir))},
+        pip_requirements=_requirements(), signature=signature,
+        input_example=example if input_example else None, registered_model_name=registered_model_name)
+    logger.info("logged recommender %s as %s", bundle_dir, info.model_uri)
+    return info
+
+
+def download_bundle(uri: str, dst: str | os.PathLike[str] | None = None) -> Path:
+    """The local bundle folder of a logged/registered recommender (downloaded from the store if needed)."""
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst)))
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND") or \
+                RESOURCE_DOES_NOT_EXIST == e.error_code:
+            raise ModelNotFoundError(f"MLflow model {uri!r} does not exist: {e.message}") from e
+        raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e.message}") from e
+    except OSError as e:
+        raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e}") from e
+    bundle = local / "artifacts" / ARTIFACT
+    if not bundle.is_dir():
+        raise ModelNotFoundError(f"MLflow model {uri!r} is not a recgen recommender (no artifacts/{ARTIFACT})")
+    return bundle
