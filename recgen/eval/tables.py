@@ -3,11 +3,34 @@ paired test of every method against a reference method."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from recgen.eval.protocols import EvalResult, compare
 
 LOWER_IS_BETTER = {"slate_miss", "rank_drop"}
+TIE_TOLERANCE = 1e-12
+
+
+def format_ci(s: Mapping[str, float], digits: int = 3) -> str:
+    """``mean [lo, hi]`` of a ``{"mean", "lo", "hi"}`` summary."""
+    return f"{s['mean']:.{digits}f} [{s['lo']:.{digits}f}, {s['hi']:.{digits}f}]"
+
+
+def best_per_metric(summaries: Mapping[str, Mapping[str, Mapping[str, float]]],
+                    metrics: Sequence[str]) -> dict[str, set[str]]:
+    """``{metric: methods with the best mean}`` (lowest for :data:`LOWER_IS_BETTER`, else
+    highest; ties within 1e-12 all count). A metric on which every method ties (e.g. the pool's
+    own recall, the same for every method) has no best and is left out."""
+    best: dict[str, set[str]] = {}
+    for m in metrics:
+        vals = {name: s[m]["mean"] for name, s in summaries.items() if m in s}
+        if not vals:
+            continue
+        top = min(vals.values()) if m in LOWER_IS_BETTER else max(vals.values())
+        winners = {name for name, v in vals.items() if abs(v - top) < TIE_TOLERANCE}
+        if len(vals) == 1 or len(winners) < len(vals):
+            best[m] = winners
+    return best
 
 
 def comparison_table(results: dict[str, EvalResult], metrics: Sequence[str], *,
