@@ -278,7 +278,12 @@ def _decode_chunk(
     inv_t = 1.0 / temperature
     row_index = torch.arange(rows, device=device)
 
-    for step in range(max_new_tokens):
+    # jump-forward (serving: one greedy row, no log-probs): tokens the grammar forces (the
+    # only allowed one) are appended without choosing them and fed in one multi-token
+    # forward with the chosen token; nothing is forwarded after the grammar is done
+    jump = rows == 1 and constrained and forward.head_only
+    t = 0  # completion tokens written so far
+    while t < max_new_tokens:
         if forward.head_only:
             scaled = None
         else:
@@ -297,9 +302,9 @@ def _decode_chunk(
         else:
             tokens = _choose(scaled, greedy, top_p, generator)
         if scaled is not None and logprobs:
-            out_lp[:, step] = scaled[row_index, tokens] - torch.logsumexp(scaled, dim=-1)
+            out_lp[:, t] = scaled[row_index, tokens] - torch.logsumexp(scaled, dim=-1)
         tok_list = tokens.tolist()
-        out_ids[:, step] = tokens
+        out_ids[:, t] = tokens
         for r in range(rows):
             if finished[r]:
                 continue
@@ -311,10 +316,21 @@ def _decode_chunk(
             else:
                 phases[r].append(False)
                 finished[r] = tok_list[r] in eos_ids
-        if all(finished) or step == max_new_tokens - 1:
+        start, t = t, t + 1
+        while jump and not finished[0] and t < max_new_tokens:
+            only = states[0].allowed_token_ids()
+            if len(only) != 1:
+                break
+            phases[0].append(states[0].phase == "rank")
+            states[0].advance(int(only[0]))
+            finished[0] = bool(states[0].done)
+            out_ids[0, t] = only[0]
+            t += 1
+        if all(finished) or t >= max_new_tokens:
             break
-        step_mask = attn[:, : width + step + 1] if attn is not None else None
-        last = forward(tokens.unsqueeze(1), step_mask, (next_pos + step).unsqueeze(1), cache)
+        step_mask = attn[:, : width + t] if attn is not None else None
+        offsets = torch.arange(start, t, device=device).unsqueeze(0)
+        last = forward(out_ids[:, start:t], step_mask, next_pos.unsqueeze(1) + offsets, cache)
     lengths = [len(p) for p in phases]
     t_max = max(lengths) if lengths else 0
     keep = torch.arange(t_max).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)

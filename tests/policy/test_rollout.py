@@ -209,6 +209,29 @@ def test_greedy_decode_single_request(tiny_policy, grammar, prompts):
     assert out.token_ids == batch.completion_ids[0, : int(batch.lengths[0])].tolist()
 
 
+def test_jump_forward_matches_step_by_step(tiny_policy, grammar, prompts, monkeypatch):
+    """Serving (one greedy row, no log-probs) feeds grammar-forced tokens in one forward and
+    stops forwarding once the grammar is done: same completion, fewer forward calls."""
+    from recgen.policy import kernels
+
+    calls = []
+    original = kernels._Forward.__call__
+    monkeypatch.setattr(kernels._Forward, "__call__", lambda self, ids, *a: calls.append(ids.shape[1]) or
+                        original(self, ids, *a))
+    for prompt in prompts:
+        calls.clear()
+        step = sample_groups(tiny_policy, [prompt], grammar, group_size=1, greedy=True, logprobs=True)
+        step_calls = len(calls)
+        calls.clear()
+        jump = sample_groups(tiny_policy, [prompt], grammar, group_size=1, greedy=True, logprobs=False)
+        assert jump.texts == step.texts
+        assert torch.equal(jump.completion_ids, step.completion_ids)
+        assert torch.equal(jump.gen_mask, step.gen_mask) and torch.equal(jump.rank_mask, step.rank_mask)
+        # step by step: the prompt + one call per token but the last; jumping: fewer
+        assert step_calls == int(step.lengths[0])
+        assert len(calls) < step_calls and max(calls[1:]) > 1
+
+
 def test_unconstrained_mode(tiny_policy, grammar, prompts):
     batch = sample_groups(
         tiny_policy,
