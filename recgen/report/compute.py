@@ -61,18 +61,22 @@ class MethodScores:
 
 @dataclass
 class Comparison:
-    """Methods scored on one (protocol, split, dataset): the unit of one comparison table."""
+    """Methods scored on the same users under one protocol, split and dataset: the unit of one
+    comparison table (means of different user sets are not comparable, so they never share one)."""
 
     protocol: str
     split: str
     dataset: str | None
+    users: frozenset[str]
     methods: dict[str, MethodScores] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     checks: dict[str, float] = field(default_factory=dict)  # method -> max |recomputed - reported|
+    index: int = 1  # to tell apart comparisons with the same protocol, split and number of users
 
     @property
     def title(self) -> str:
-        return f"{self.split} users, {PROTOCOL_NAMES[self.protocol]}"
+        suffix = f", set {self.index}" if self.index > 1 else ""
+        return f"{self.split} users ({len(self.users)}{suffix}), {PROTOCOL_NAMES[self.protocol]}"
 
     @property
     def metrics(self) -> list[str]:
@@ -100,14 +104,16 @@ def _check(ev: EvalInput, raw: str, name: str, scores: MethodScores, comp: Compa
 
 
 def add_evaluation(comparisons: list[Comparison], ev: EvalInput) -> None:
-    """Score every method of ``ev`` and put it in the comparison of its protocol and split.
+    """Score every method of ``ev`` and put it in the comparison of its protocol, split and users.
 
     A method already present with the same users and rankings is skipped; a different one
     with the same name is renamed ``name (folder)``."""
-    comp = next((c for c in comparisons if (c.protocol, c.split) == (ev.protocol, ev.split)
+    users = frozenset(ev.frame["user_id"].to_list())
+    comp = next((c for c in comparisons if (c.protocol, c.split, c.users) == (ev.protocol, ev.split, users)
                  and (c.dataset == ev.dataset or None in (c.dataset, ev.dataset))), None)
     if comp is None:
-        comp = Comparison(ev.protocol, ev.split, ev.dataset)
+        same = [c for c in comparisons if (c.protocol, c.split, len(c.users)) == (ev.protocol, ev.split, len(users))]
+        comp = Comparison(ev.protocol, ev.split, ev.dataset, users, index=len(same) + 1)
         comparisons.append(comp)
     comp.dataset = comp.dataset or ev.dataset
     comp.sources.append(ev.source)
@@ -131,17 +137,6 @@ def pick_reference(names: list[str], requested: str | None) -> str:
     return "fgrpo" if "fgrpo" in names else names[0]
 
 
-def _aligned(ref: MethodScores, other: MethodScores, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """The two methods' values on their common users, in the reference's order."""
-    if ref.user_ids == other.user_ids:
-        return ref.per_user[metric], other.per_user[metric]
-    where = {u: i for i, u in enumerate(other.user_ids)}
-    idx = [(i, where[u]) for i, u in enumerate(ref.user_ids) if u in where]
-    a = np.array([ref.per_user[metric][i] for i, _ in idx])
-    b = np.array([other.per_user[metric][j] for _, j in idx])
-    return a, b
-
-
 def summarise(comp: Comparison, reference: str | None, seed: int) -> dict:
     """JSON-ready summary: per-method mean [CI], best per metric, paired tests vs the reference,
     the slate-miss / rank-drop split."""
@@ -158,9 +153,9 @@ def summarise(comp: Comparison, reference: str | None, seed: int) -> dict:
             continue
         paired[name] = {}
         for metric in comp.metrics:
-            a, b = _aligned(comp.methods[ref], s, metric)
-            if a.size:
-                paired[name][metric] = paired_test(a, b, seed=seed)._asdict()
+            # same user set by construction, each sorted by user id: values are aligned
+            paired[name][metric] = paired_test(comp.methods[ref].per_user[metric], s.per_user[metric],
+                                               seed=seed)._asdict()
     split = {name: {"ranked_first": 1.0 - m["metrics"]["slate_miss"]["mean"] - m["metrics"]["rank_drop"]["mean"],
                     "rank_drop": m["metrics"]["rank_drop"]["mean"],
                     "slate_miss": m["metrics"]["slate_miss"]["mean"]} for name, m in methods.items()}

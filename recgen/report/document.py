@@ -64,7 +64,7 @@ def _p(p: float) -> str:
 def _test_cell(t: dict[str, Any] | None) -> Cell:
     """A paired difference: value, CI and the two p-values (bootstrap / Wilcoxon)."""
     if t is None:
-        return Cell("no common users")
+        return Cell("—")
     return Cell(_f(t["mean_diff"], sign=True),
                 f"[{_f(t['ci_lo'], sign=True)}, {_f(t['ci_hi'], sign=True)}]\n"
                 f"p {_p(t['p_bootstrap'])} / {_p(t['p_wilcoxon'])}")
@@ -85,8 +85,8 @@ def comparison_blocks(comp: dict[str, Any]) -> list[Any]:
         rows.append(cells)
     lower = ", ".join(sorted(m for m in comp["metrics"] if m in LOWER_IS_BETTER))
     caption = (f"Mean over users [95% bootstrap CI]. Bold: best in the column (lower is better for {lower}; "
-               f"not marked where every method ties). Last column: {ref} minus the method on {primary} over "
-               "the users both share [95% CI], p-values of the paired bootstrap / Wilcoxon signed-rank test.")
+               f"not marked where every method ties). Last column: {ref} minus the method on {primary}, paired "
+               "over the same users [95% CI], p-values of the paired bootstrap / Wilcoxon signed-rank test.")
     return [Table(header, rows, caption)]
 
 
@@ -100,7 +100,7 @@ def paired_blocks(comp: dict[str, Any]) -> list[Any]:
         n = max((t["n"] for t in tests.values()), default=0)
         rows.append([Cell(name), Cell(str(n)), *(_test_cell(tests.get(m)) for m in comp["metrics"])])
     return [Table(["method", "users", *comp["metrics"]], rows,
-                  f"{ref} minus the method, per metric, over the users both were scored on: mean difference, "
+                  f"{ref} minus the method, per metric, paired over the same users: mean difference, "
                   "[95% CI], p-values (two-sided; shifted paired bootstrap with 10,000 resamples / "
                   "Wilcoxon signed-rank).")]
 

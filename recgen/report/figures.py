@@ -54,13 +54,14 @@ def error_split_figure(split: dict[str, dict[str, float]], title: str, path: Pat
 def ci_figure(methods: dict[str, Any], metric: str, title: str, path: Path) -> Path:
     """Mean and 95% CI of one metric per method (a forest plot)."""
     names = list(methods)
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.2))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2), layout="constrained")
     y = np.arange(len(names))[::-1]
     for yi, name in zip(y, names, strict=True):
         s = methods[name]["metrics"][metric]
         ax.plot([s["lo"], s["hi"]], [yi, yi], color="#1c7ed6", lw=2)
         ax.plot(s["mean"], yi, "o", color="#1c7ed6")
     ax.set_yticks(y, names)
+    ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_xlabel(f"{metric} (mean, 95% bootstrap CI over users)")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)

@@ -112,13 +112,18 @@ def test_same_method_from_two_folders_dedupes_or_renames():
     add_evaluation(comps, EvalInput(Path("one"), "pool", "test", two_methods(), {}))
     add_evaluation(comps, EvalInput(Path("two"), "pool", "test", two_methods(), {}))  # identical
     assert list(comps[0].methods) == ["grpo", "fgrpo"]
-    other = rows("grpo", [(u, "i0", POOL, ["i0"], ["i0"]) for u in "ab"])
-    add_evaluation(comps, EvalInput(Path("three"), "pool", "test", other, {}))
+    changed = two_methods().with_columns(pl.when(pl.col("method") == "grpo").then(pl.col("ranked").list.reverse())
+                                         .otherwise(pl.col("ranked")).alias("ranked"))
+    add_evaluation(comps, EvalInput(Path("three"), "pool", "test", changed, {}))
     assert list(comps[0].methods) == ["grpo", "fgrpo", "grpo (three)"]
-    s = summarise(comps[0], None, seed=0)
-    assert s["paired"]["grpo (three)"]["ndcg@5"]["n"] == 2  # common users only
-    add_evaluation(comps, EvalInput(Path("four"), "end-to-end", "test", other, {}))
-    assert [(c.protocol, c.split) for c in comps] == [("pool", "test"), ("end-to-end", "test")]
+    assert summarise(comps[0], None, seed=0)["paired"]["grpo (three)"]["ndcg@5"]["n"] == 4
+    # other users, or another protocol: a comparison of its own
+    other = rows("grpo", [(u, "i0", POOL, ["i0"], ["i0"]) for u in "abcz"])
+    add_evaluation(comps, EvalInput(Path("four"), "pool", "test", other, {}))
+    add_evaluation(comps, EvalInput(Path("five"), "end-to-end", "test", other, {}))
+    assert [(c.protocol, c.title) for c in comps] == [
+        ("pool", "test users (4), pool protocol"), ("pool", "test users (4, set 2), pool protocol"),
+        ("end-to-end", "test users (4), end-to-end protocol")]
 
 
 def test_best_per_metric_skips_all_ties_and_honours_lower_is_better():

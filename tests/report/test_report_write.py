@@ -114,7 +114,8 @@ def report(tmp_path_factory, fake_dataset):
 def test_report_files_and_summary(report):
     res = report
     s = res["summary"]
-    assert [c["title"] for c in s["comparisons"]] == ["test users, pool protocol", "valid users, pool protocol"]
+    assert [c["title"] for c in s["comparisons"]] == ["test users (12), pool protocol",
+                                                  "valid users (6), pool protocol"]
     test = s["comparisons"][0]
     assert test["reference"] == "fgrpo" and list(test["methods"]) == ["retriever", "fgrpo", ODD]
     assert test["best"]["recall@1"] == ["fgrpo"]  # fgrpo puts every target first
