@@ -49,7 +49,7 @@ class RecgenPyfunc(mlflow.pyfunc.PythonModel):
 
         self.recommender = Recommender.load(context.artifacts[ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would enforce them as a schema
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         rows = []
         for n, req in enumerate(frame.to_dict("records")):
@@ -91,23 +91,23 @@ def log_model(bundle_dir: str | os.PathLike[str], name: str = "model", registere
               input_example: bool = True) -> Any:
     """Log a saved recommender folder as a pyfunc model in the active MLflow run.
 
-    ``input_example``: record a two-row example request (a known user, a new history) taken
-    from the bundle itself, without running the model.
+    No input schema is enforced (a request row holds either a ``user_id`` or a ``history``
+    list, which MLflow's column schemas cannot express); :meth:`RecgenPyfunc.predict`
+    validates every field itself. ``input_example``: also log ``request_example.json``, a
+    two-row request (a known user, a new history) taken from the bundle, without running
+    the model.
     """
-    from mlflow.models import infer_signature
-
     from recgen.serving.bundle import read_bundle
 
     parts = read_bundle(bundle_dir)
-    user = next(iter(parts.histories))
-    example = pd.DataFrame([{"user_id": user, "history": None, "k": 10},
-                            {"user_id": None, "history": parts.histories[user][:3], "k": 5}])
-    output = pd.DataFrame([(0, user, 1, parts.histories[user][0], "title", 0.5, "ranking")], columns=COLUMNS)
-    signature = infer_signature(example, output)
     info = mlflow.pyfunc.log_model(
         name=name, python_model=RecgenPyfunc(), artifacts={ARTIFACT: str(Path(bundle_dir))},
-        pip_requirements=_requirements(), signature=signature,
-        input_example=example if input_example else None, registered_model_name=registered_model_name)
+        pip_requirements=_requirements(), registered_model_name=registered_model_name)
+    if input_example:
+        user = next(iter(parts.histories))
+        mlflow.log_dict({"dataframe_records": [{"user_id": user, "k": 10},
+                                               {"history": parts.histories[user][:3], "k": 5}]},
+                        "request_example.json")
     logger.info("logged recommender %s as %s", bundle_dir, info.model_uri)
     return info
 
