@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,11 +12,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Decode every method greedily under the grammar on a seeded subset of users and "
         "write OUT/rankings.parquet (user_id, method, ranked, target, slate, ranking), "
         "OUT/metrics.json and OUT/table.md. A method is 'retriever', 'popularity', 'zero-shot' "
-        "(the untrained --base-model) or NAME=FOLDER (a trained run's final/ folder).",
+        "(the untrained --base-model) or NAME=FOLDER (a trained run's final/ folder); --model adds a "
+        "registered model (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/…) or a recommender bundle "
+        "folder. Prompt and pool settings, the dataset and the pools follow the first trained model "
+        "(its recgen.json) unless given.",
         epilog="example: recgen evaluate --methods retriever zero-shot fgrpo=runs/fgrpo/final --users 300 --out runs/eval",
     )
-    p.add_argument("--methods", nargs="+", default=["retriever", "popularity", "zero-shot"], metavar="METHOD")
-    p.add_argument("--dataset", default="ml-100k", help="dataset name or path (default: ml-100k)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="methods to score (default: retriever popularity zero-shot, or retriever popularity "
+                   "when --model is given)")
+    p.add_argument("--model", action="append", default=[], metavar="[NAME=]URI_OR_DIR",
+                   help="a registered/logged model URI or a bundle folder to score (repeatable)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset name or path (default: the trained model's, else ml-100k)")
+    p.add_argument("--pools", default=None,
+                   help="pools folder (default: the pools the trained model was trained on, if present; "
+                   "else the cached default pools)")
     p.add_argument("--base-model", default="smollm2-135m", help="model of zero-shot (default: smollm2-135m)")
     p.add_argument("--protocol", choices=["pool", "end-to-end"], default="pool")
     p.add_argument("--split", choices=["valid", "test"], default="test")
@@ -30,29 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import polars as pl
+    from recgen.eval.runner import EvalJob, run_evaluation
 
-    from recgen.data import load_dataset
-    from recgen.eval.runner import EvalSetup, evaluate_methods, parse_method
-    from recgen.eval.tables import comparison_table
-    from recgen.io import atomic_write_json
-    from recgen.pipeline import ensure_pools
-
-    ds = load_dataset(args.dataset)
-    pools = ensure_pools(ds, dataset=args.dataset)
-    setup = EvalSetup(protocol=args.protocol, split=args.split, users=args.users, seed=args.seed, dtype=args.dtype)
-    results = evaluate_methods(ds, pools, args.methods, setup, base_model=args.base_model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pl.concat([r.frame for r in results.values()]).write_parquet(out / "rankings.parquet")
-    atomic_write_json(out / "metrics.json", {
-        "protocol": args.protocol, "split": args.split, "users": args.users, "seed": args.seed,
-        "methods": {name: r.summary for name, r in results.items()}})
-    metrics = list(next(iter(results.values())).summary)
-    reference = args.reference or parse_method(args.methods[-1])[0]
-    table = comparison_table(results, metrics, reference=reference,
-                             test_metric="ndcg@5" if args.protocol == "pool" else "ndcg@10", seed=args.seed)
-    (out / "table.md").write_text(table)
-    sys.stdout.write(table)
-    sys.stdout.write(f"\nwrote {out}/rankings.parquet, metrics.json, table.md\n")
+    job = EvalJob(out=args.out, methods=tuple(args.methods or ()), models=tuple(args.model), dataset=args.dataset,
+                  pools=args.pools, base_model=args.base_model, protocol=args.protocol, split=args.split,
+                  users=args.users, seed=args.seed, dtype=args.dtype, reference=args.reference)
+    res = run_evaluation(job)
+    sys.stdout.write(res["table"])
+    sys.stdout.write(f"\nwrote {res['out']}/rankings.parquet, metrics.json, table.md\n")
     return 0

@@ -5,7 +5,10 @@ A method is named by a spec:
 - ``zero-shot``: the untrained base model (``model``), constrained greedy decoding;
 - ``NAME=FOLDER``: a trained model folder (a run's ``final/``), e.g. ``fgrpo=runs/fgrpo/final``;
   a ``recgen.json`` in the folder saying ``"method": "decoupled"`` makes its slate fixed to the
-  retriever's top m, as in training.
+  retriever's top m, as in training;
+- ``NAME=URI_OR_BUNDLE``: a registered or logged model (``models:/recgen-ml-100k@champion``,
+  ``runs:/…``) or a recommender bundle folder: its ``policy/`` folder is evaluated
+  (:func:`recgen.registry.resolve_policy_folder`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,48 @@ def parse_method(spec: str) -> tuple[str, str | None]:
     return (name, folder) if sep else (name, None)
 
 
+def model_spec(source: str) -> str:
+    """``NAME=SOURCE`` for a ``--model`` value: kept if it names itself, else named after the
+    alias (``models:/m@champion`` → ``champion``), version (``m-v3``), run or folder."""
+    import re
+
+    name, sep, rest = source.partition("=")
+    if sep and not re.match(r"^[a-z-]+:/", source):
+        return source
+    m = re.fullmatch(r"models:/([^/@]+)(?:@(.+)|/(.+))", source)
+    if m:
+        return f"{m.group(2) or f'{m.group(1)}-v{m.group(3)}'}={source}"
+    m = re.fullmatch(r"runs:/([^/]+)(/.*)?", source)
+    if m:
+        return f"run-{m.group(1)[:8]}={source}"
+    path = Path(source).resolve()
+    label = path.parent.name if path.name in ("final", "policy", "bundle") else path.name
+    return f"{label}={source}"
+
+
+def resolve_specs(specs: Sequence[str]) -> list[str]:
+    """Specs with every model URI or bundle folder replaced by its local policy folder (model
+    folders and Hugging Face ids stay as they are)."""
+    from recgen.registry import BUNDLE_MANIFEST, is_model_uri, resolve_policy_folder
+
+    out = []
+    for spec in specs:
+        name, source = parse_method(spec)
+        if source is not None and (is_model_uri(source) or (Path(source) / BUNDLE_MANIFEST).is_file()):
+            spec = f"{name}={resolve_policy_folder(source)}"
+        out.append(spec)
+    return out
+
+
+def trained_meta(specs: Sequence[str]) -> dict:
+    """The ``recgen.json`` of the first trained model among resolved ``specs`` ({} if none)."""
+    for spec in specs:
+        _, folder = parse_method(spec)
+        if folder and (Path(folder) / "recgen.json").is_file():
+            return json.loads((Path(folder) / "recgen.json").read_text())
+    return {}
+
+
 def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_model: str = "smollm2-135m"
                      ) -> dict[str, EvalResult]:
     """Score every method of ``specs`` on one seeded subset of users (same prompts for all)."""
@@ -76,6 +121,7 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
     from recgen.policy.models import load_default_tokenizer
     from recgen.policy.prompt import PromptConfig
 
+    specs = resolve_specs(specs)
     frames = pools.inject if setup.protocol == "pool" else pools.retrieve
     if setup.split not in frames:
         raise ConfigError(f"split {setup.split!r} has no {setup.protocol} pools: expected one of {sorted(frames)}")
@@ -114,3 +160,65 @@ def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_
         results[name] = score(examples, out, setup.protocol, seed=setup.seed)
         logger.info("%s: %s", name, {k: round(v["mean"], 4) for k, v in results[name].summary.items()})
     return results
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One ``recgen evaluate`` run: methods (+ models) scored on one dataset, written to ``out``."""
+
+    out: str
+    methods: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()  # URIs / bundle folders, each optionally NAME=…
+    dataset: str | None = None  # default: the first trained model's dataset, else ml-100k
+    pools: str | None = None  # default: the first trained model's pools folder if present
+    base_model: str = "smollm2-135m"
+    protocol: str = "pool"
+    split: str = "test"
+    users: int = 300
+    seed: int = 0
+    dtype: str = "bf16"
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("pool", "end-to-end"):
+            raise ConfigError(f"protocol must be 'pool' or 'end-to-end', got {self.protocol!r}")
+        if self.split not in ("valid", "test"):
+            raise ConfigError(f"split must be 'valid' or 'test', got {self.split!r}")
+        if self.users < 0:
+            raise ConfigError(f"users must be >= 0, got {self.users}")
+
+
+def run_evaluation(job: EvalJob) -> dict:
+    """Score ``job`` and write OUT/rankings.parquet, metrics.json and table.md; returns
+    ``{"out", "dataset", "methods" (resolved specs), "results", "table"}``."""
+    import polars as pl
+
+    from recgen.data import load_dataset
+    from recgen.eval.tables import comparison_table
+    from recgen.io import atomic_write_json
+    from recgen.pipeline import ensure_pools
+
+    default = ["retriever", "popularity"] if job.models else ["retriever", "popularity", "zero-shot"]
+    methods = resolve_specs([*(job.methods or default), *(model_spec(m) for m in job.models)])
+    meta = trained_meta(methods)
+    dataset = job.dataset or meta.get("dataset") or "ml-100k"
+    ds = load_dataset(dataset)
+    pools_dir = job.pools or (meta["pools"] if meta.get("pools") and Path(meta["pools"]).is_dir() else None)
+    pools = ensure_pools(ds, dataset=dataset, size=meta.get("pool_size", 20), folder=pools_dir)
+    prompt = meta.get("prompt", {})
+    setup = EvalSetup(protocol=job.protocol, split=job.split, users=job.users, seed=job.seed, dtype=job.dtype,
+                      **{k: meta[k] for k in ("pool_size", "slate_size", "rank_size") if k in meta},
+                      **{k: prompt[k] for k in ("history_len", "max_title_tokens") if k in prompt})
+    results = evaluate_methods(ds, pools, methods, setup, base_model=job.base_model)
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pl.concat([r.frame for r in results.values()]).write_parquet(out / "rankings.parquet")
+    atomic_write_json(out / "metrics.json", {
+        "protocol": job.protocol, "split": job.split, "users": job.users, "seed": job.seed, "dataset": dataset,
+        "methods": {name: r.summary for name, r in results.items()}})
+    metrics = list(next(iter(results.values())).summary)
+    reference = job.reference or parse_method(methods[-1])[0]
+    table = comparison_table(results, metrics, reference=reference,
+                             test_metric="ndcg@5" if job.protocol == "pool" else "ndcg@10", seed=job.seed)
+    (out / "table.md").write_text(table)
+    return {"out": out, "dataset": dataset, "methods": methods, "results": results, "table": table}
