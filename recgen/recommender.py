@@ -74,7 +74,10 @@ class Recommender:
             n_candidates=config.pool_size, slate_size=config.slate_size, rank_size=config.rank_size,
             item_noun=config.item_noun)
         self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}
+        self.last_timings: dict[str, float] = {}  # seconds per stage of the last call
+        # serving decode path: score only allowed tokens, jump over grammar-forced tokens
+        # (False: the step-by-step path evaluation uses; for benchmarks/recommend_latency.py)
+        self.fast_decode = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -270,7 +273,8 @@ class Recommender:
             forced = ([sorted(prompts[r].order.index(i) + 1 for i in ids[r][: cfg.slate_size]) for r in llm_rows]
                       if cfg.method == "decoupled" else None)
             rb = sample_groups(self.policy, [prompts[r].input_ids for r in llm_rows], self.grammar, group_size=1,
-                               greedy=True, logprobs=False, forced_slates=forced, max_rows=len(llm_rows))
+                               greedy=True, logprobs=not self.fast_decode, forced_slates=forced,
+                               max_rows=len(llm_rows))
             for r, parsed in zip(llm_rows, rb.parsed, strict=True):
                 decoded[r] = (prompts[r].to_item_ids(parsed.slate), prompts[r].to_item_ids(parsed.ranking))
         t3 = time.perf_counter()
