@@ -1,7 +1,8 @@
 """The code in README.md, data/README.md and docs/*.md runs as written.
 
 - the README's Python example (the block after ``<!-- test: readme-example ... -->``), with a
-  tiny model and a 1-epoch retriever; the verbatim run with the real model is ``slow``;
+  tiny model and a 1-epoch retriever; the verbatim run with the real model is ``slow``, and
+  so is docs/models.md's example (the real model with LoRA);
 - docs/data.md: every ``<!-- sample FORMAT: PATH -->`` block is written to disk and loads as
   FORMAT; the Python example and every ``recgen data prepare`` command run on those files;
 - every ``recgen ...`` line of a fenced shell block parses with the real CLI parser (nothing
@@ -130,6 +131,15 @@ def test_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     code = marked_block(ROOT / "README.md", "test: readme-example")
     exec(compile(code, "README.md example", "exec"), {"__name__": "readme_example"})
     assert len(capsys.readouterr().out.splitlines()) == 6
+
+
+@pytest.mark.slow
+def test_models_example_runs(capsys):
+    """docs/models.md's Python example: the real default model with LoRA adapters."""
+    code = marked_block(ROOT / "docs" / "models.md", "test: models-example")
+    exec(compile(code, "docs/models.md example", "exec"), {"__name__": "models_example"})
+    name, is_lora, trainable, total = capsys.readouterr().out.split()
+    assert (name, is_lora) == ("smollm2-135m", "True") and 0 < int(trainable) < int(total)
 
 
 # --- docs/data.md ------------------------------------------------------------------------
