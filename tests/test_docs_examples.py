@@ -233,11 +233,25 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 def test_relative_links_exist(path):
     missing = []
     for target in LINK.findall(path.read_text(encoding="utf-8")):
-        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+        if re.match(r"^[a-z]+:", target):
             continue
-        if not (path.parent / target.split("#")[0]).exists():
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file) if file else path
+        if not linked.exists():
+            missing.append(target)
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             missing.append(target)
     assert not missing, f"{path.relative_to(ROOT)}: broken links {missing}"
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    out = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^#{1,6}\s+(.*?)\s*$", line)
+        if m:
+            out.add(re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-"))
+    return out
 
 
 CODE_REF = re.compile(r"`(recgen/[\w/]+\.py):([\w.]+)")
