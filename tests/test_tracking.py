@@ -179,3 +179,15 @@ def test_smoke_training_run_is_logged(store, tmp_path, monkeypatch):
     path = client.download_artifacts(run.info.run_id, "samples/valid_outputs.json", str(tmp_path))
     outputs = json.loads(open(path).read())
     assert outputs and outputs[0]["output"].startswith("<slate>")
+
+
+def test_train_cli_with_an_unusable_store_fails_before_training(tmp_path, monkeypatch, capsys):
+    from recgen.cli import main
+
+    (tmp_path / "afile").write_text("")
+    uri = f"sqlite:///{tmp_path}/afile/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "smoke", "--mlflow", "--out-dir", str(out)]) == 2
+    assert uri in capsys.readouterr().err
+    assert not out.exists()
