@@ -45,11 +45,12 @@ def _key(ds, size: int, per_user: int, sasrec: SASRecConfig) -> str:
 
 
 def ensure_pools(ds, *, dataset: str, size: int = 20, train_examples_per_user: int = 1,
-                 sasrec: SASRecConfig | None = None, folder: str | os.PathLike[str] | None = None) -> Pools:
+                 sasrec: SASRecConfig | None = None, folder: str | os.PathLike[str] | None = None,
+                 dataset_format: str | None = None) -> Pools:
     """Load the cached pools for these settings, or train the retriever and build them.
 
-    ``dataset`` is the name or path ``ds`` was loaded from (the pool builder reloads it
-    through the dataset cache).
+    ``dataset`` / ``dataset_format`` are the name or path ``ds`` was loaded from and its
+    format (the pool builder reloads it through the dataset cache).
     """
     sasrec = sasrec or SASRecConfig()
     key = _key(ds, size, train_examples_per_user, sasrec)
@@ -58,12 +59,13 @@ def ensure_pools(ds, *, dataset: str, size: int = 20, train_examples_per_user: i
     if not (inject_dir / "summary.json").exists():
         logger.info("building inject-mode pools in %s (trains the retriever)", inject_dir)
         build_pool_files(PoolBuildJob(
-            out=str(inject_dir), dataset=dataset, sasrec=sasrec,
+            out=str(inject_dir), dataset=dataset, dataset_format=dataset_format, sasrec=sasrec,
             pools=PoolConfig(size=size, mode="inject", train_examples_per_user=train_examples_per_user)))
     if not (retrieve_dir / "summary.json").exists():
         logger.info("building retrieve-mode pools in %s", retrieve_dir)
         build_pool_files(PoolBuildJob(
-            out=str(retrieve_dir), dataset=dataset, retriever=str(inject_dir / "retriever"),
+            out=str(retrieve_dir), dataset=dataset, dataset_format=dataset_format,
+            retriever=str(inject_dir / "retriever"),
             sasrec=sasrec, splits=("valid", "test"),
             pools=PoolConfig(size=size, mode="retrieve", train_examples_per_user=train_examples_per_user)))
     inject = {s: pl.read_parquet(inject_dir / f"{s}.parquet") for s in ("train", "valid", "test")}

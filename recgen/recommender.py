@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,10 @@ class Recommender:
         # serving decode path: score only allowed tokens, jump over grammar-forced tokens
         # (False: the step-by-step path evaluation uses; for benchmarks/recommend_latency.py)
         self.fast_decode = True
+        # decoded (slate, ranking) per (user, history, exclude_seen): a repeated request skips
+        # the LLM (the output is deterministic); 0 turns the cache off
+        self.cache_size = 4096
+        self._decoded: OrderedDict[tuple, tuple[list[str], list[str]]] = OrderedDict()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -106,7 +111,8 @@ class Recommender:
                 pool_size=meta.get("pool_size", 20), slate_size=meta.get("slate_size", 10),
                 rank_size=meta.get("rank_size", 5), history_len=prompt.get("history_len", 10),
                 max_title_tokens=prompt.get("max_title_tokens", 16),
-                item_noun=prompt.get("item_noun", "movie" if str(ds.name).startswith("ml") else "product"))
+                item_noun=prompt.get("item_noun", "movie" if str(ds.name).startswith("ml") else "product"),
+                dtype="fp32" if str(model) == "tiny" else "bf16")
         if retriever_dir is None:
             trained_on = Path(meta["pools"]) / "inject" / "retriever" if meta.get("pools") else None
             if trained_on is not None and trained_on.is_dir():
@@ -114,7 +120,8 @@ class Recommender:
             else:
                 from recgen.pipeline import ensure_pools
 
-                retriever_dir = ensure_pools(ds, dataset=str(dataset), size=config.pool_size).retriever_dir
+                retriever_dir = ensure_pools(ds, dataset=str(dataset), size=config.pool_size,
+                                             dataset_format=dataset_format).retriever_dir
         retriever = SASRec.load(retriever_dir)
         index = ItemIndex.load(Path(retriever_dir) / "index")
         if threads:
@@ -262,13 +269,17 @@ class Recommender:
         ids, scores = self.index.search(queries, min(max(cfg.pool_size, k), most),
                                         [set(h) for h in histories] if exclude_seen else None)
         t1 = time.perf_counter()
-        llm_rows = [r for r in range(len(keys)) if len(ids[r]) >= cfg.pool_size]
+        full = [r for r in range(len(keys)) if len(ids[r]) >= cfg.pool_size]
+        cache_keys = {r: (keys[r], len(histories[r]), exclude_seen, tuple(ids[r][: cfg.pool_size])) for r in full}
+        decoded = {r: self._decoded[cache_keys[r]] for r in full if cache_keys[r] in self._decoded}
+        for r in decoded:
+            self._decoded.move_to_end(cache_keys[r])
+        llm_rows = [r for r in full if r not in decoded]
         prompts = {r: build_prompt(self.policy.tokenizer, [self.titles[i] for i in histories[r]],
                                    ids[r][: cfg.pool_size], [self.titles[i] for i in ids[r][: cfg.pool_size]],
                                    self.prompt_config, seed=example_seed(cfg.seed, keys[r], len(histories[r])))
                    for r in llm_rows}
         t2 = time.perf_counter()
-        decoded: dict[int, tuple[list[str], list[str]]] = {}
         if llm_rows:
             forced = ([sorted(prompts[r].order.index(i) + 1 for i in ids[r][: cfg.slate_size]) for r in llm_rows]
                       if cfg.method == "decoupled" else None)
@@ -277,6 +288,10 @@ class Recommender:
                                max_rows=len(llm_rows))
             for r, parsed in zip(llm_rows, rb.parsed, strict=True):
                 decoded[r] = (prompts[r].to_item_ids(parsed.slate), prompts[r].to_item_ids(parsed.ranking))
+                if self.cache_size > 0:
+                    self._decoded[cache_keys[r]] = decoded[r]
+            while len(self._decoded) > self.cache_size:
+                self._decoded.popitem(last=False)
         t3 = time.perf_counter()
         lists = [self._assemble(ids[r], scores[r], *decoded.get(r, ([], [])), k) for r in range(len(keys))]
         t4 = time.perf_counter()

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the retriever and index go to OUT/retriever.",
     )
     b.add_argument("--dataset", default="ml-100k", help="dataset name or path (default: ml-100k)")
+    b.add_argument("--format", default=None, dest="dataset_format",
+                   help="file format when it cannot be detected from the file names (see docs/data.md)")
     b.add_argument("--size", type=int, default=20, help="N: candidates per pool (default: 20)")
     b.add_argument(
         "--mode",
@@ -35,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--train-examples-per-user",
         type=int,
-        default=5,
-        help="latest train positions per user that become examples (0 = all; default: 5)",
+        default=1,
+        help="latest train positions per user that become examples (0 = all; default: 1, what training uses)",
     )
     b.add_argument(
         "--retriever", default=None, help="folder of a saved retriever to load (default: train one)"
@@ -75,6 +77,7 @@ def job_from_args(args: argparse.Namespace) -> PoolBuildJob:
     return PoolBuildJob(
         out=args.out,
         dataset=args.dataset,
+        dataset_format=args.dataset_format,
         pools=PoolConfig(
             size=args.size,
             mode=args.mode,

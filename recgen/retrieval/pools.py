@@ -237,6 +237,7 @@ class PoolBuildJob:
 
     out: str = field(metadata={"help": "output folder: {train,valid,test}.parquet + retriever/"})
     dataset: str = field(default="ml-100k", metadata={"help": "dataset name or path"})
+    dataset_format: str | None = field(default=None, metadata={"help": "file format (default: detected)"})
     pools: PoolConfig = field(default_factory=PoolConfig)
     retriever: str | None = field(
         default=None,
@@ -260,7 +261,7 @@ def build_pool_files(job: PoolBuildJob) -> dict:
     """Run a :class:`PoolBuildJob`; returns a summary (also written to ``out/summary.json``)."""
     from recgen.data import load_dataset
 
-    ds = load_dataset(job.dataset)
+    ds = load_dataset(job.dataset, format=job.dataset_format)
     if job.retriever:
         retriever = SASRec.load(job.retriever)
         logger.info("loaded retriever from %s", job.retriever)

@@ -166,3 +166,20 @@ def test_bundle_config_validates():
         BundleConfig(pool_size=5, slate_size=10)
     with pytest.raises(Exception, match="dtype"):
         BundleConfig(dtype="fp8")
+
+
+def test_repeated_request_reuses_the_decoded_output(tiny_recommender, monkeypatch):
+    import recgen.policy.rollout as rollout
+
+    calls = []
+    original = rollout.sample_groups
+    monkeypatch.setattr(rollout, "sample_groups", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    tiny_recommender._decoded.clear()
+    first = tiny_recommender.recommend("9", k=5)
+    assert tiny_recommender.recommend("9", k=12)[:5] == first  # another k: same decode, longer list
+    assert len(calls) == 1
+    monkeypatch.setattr(tiny_recommender, "cache_size", 0)
+    tiny_recommender._decoded.clear()
+    tiny_recommender.recommend("9", k=5)
+    tiny_recommender.recommend("9", k=5)
+    assert len(calls) == 3 and not tiny_recommender._decoded
