@@ -86,6 +86,15 @@ def _curve(ax, run: TrainingRun, key: str, colour, window: int) -> bool:
     return True
 
 
+def _legend(fig, axes) -> None:
+    """One legend under the panels, from the first panel that has labelled lines (none: no legend)."""
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        if labels:
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+            return
+
+
 def reward_figure(runs: list[TrainingRun], path: Path, window: int = 5) -> Path:
     """reward_gen and reward_rank per step, one colour per run (faint: raw; bold: moving mean)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True, layout="constrained")
@@ -99,8 +108,7 @@ def reward_figure(runs: list[TrainingRun], path: Path, window: int = 5) -> Path:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"mean over rollouts (bold: {window}-step moving mean)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+    _legend(fig, axes)
     return _save(fig, path)
 
 
@@ -124,8 +132,7 @@ def diagnostics_figure(runs: list[TrainingRun], path: Path, window: int = 5) -> 
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    handles, labels = axes[-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6), frameon=False)
+    _legend(fig, axes)
     return _save(fig, path)
 
 

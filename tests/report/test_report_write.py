@@ -174,6 +174,18 @@ def test_training_runs_only(tmp_path, inputs):
     assert (tmp_path / "out" / "fig-training-rewards.png").is_file()
 
 
+def test_rl_run_without_diagnostics(tmp_path):
+    """An RL run whose metrics.jsonl has rewards but none of the diagnostic keys still reports."""
+    run = tmp_path / "runs" / "fgrpo"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": "fgrpo", "dataset": "toy", "preset": "smoke"}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "reward_gen": 0.1 * s, "reward_rank": 0.2})
+                                               + "\n" for s in range(1, 5)))
+    res = write_report([run], tmp_path / "out")
+    assert (tmp_path / "out" / "fig-training-rewards.png").is_file()
+    assert res["html"].is_file()
+
+
 def test_errors_name_the_path(tmp_path, inputs):
     empty = tmp_path / "empty"
     empty.mkdir()
