@@ -67,6 +67,10 @@ class Recommender:
         missing = [i for i in index.item_ids if i not in titles]
         if missing:
             raise UnknownItemError(f"{len(missing)} indexed items have no title, e.g. {missing[0]!r}")
+        import torch
+
+        if torch.cuda.is_available() and policy.device.type == "cpu":
+            policy.model.to("cuda")  # the retriever and the index stay on the CPU
         self.policy, self.retriever, self.index = policy, retriever, index
         self.titles, self.histories, self.config = titles, histories, config
         self.grammar = SlateRankGrammar(policy.tokenizer, config.pool_size, config.slate_size, config.rank_size)
