@@ -33,10 +33,14 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check recgen tests benchmarks
 
-## make train: the main job on ml-100k with SmolLM2-135M (cpu preset): SFT warm start, then F-GRPO
+## make train: the main job on ml-100k with SmolLM2-135M (cpu preset): SFT warm start, then F-GRPO,
+## as the MLflow project's `train` entry point (MLproject): one parent run, a nested run per stage,
+## models in runs/sft-cpu and runs/fgrpo-cpu. `--env-manager local` runs the entry point with the
+## venv's python: MLflow's default (virtualenv) would build an environment from the network.
+## See the runs: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 train: $(STAMP)
-	$(VENV)/bin/recgen train --method sft --preset cpu --out-dir runs/sft-cpu
-	$(VENV)/bin/recgen train --method fgrpo --preset cpu --init-from runs/sft-cpu/final --out-dir runs/fgrpo-cpu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/mlflow run . -e train --env-manager local \
+		-P method=sft+fgrpo -P preset=cpu
 
 clean-venv:
 	rm -rf $(VENV)
