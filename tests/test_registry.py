@@ -176,3 +176,34 @@ def test_register_a_training_run_end_to_end(smoke_run, store, tmp_path):
     assert registry.resolve_policy_folder("models:/recgen-ml-100k@champion") == bundle / "policy"
     rec = Recommender.from_mlflow("models:/recgen-ml-100k@champion")
     assert rec is not None
+
+
+def test_model_spec_names():
+    from recgen.eval.runner import model_spec
+
+    assert model_spec("models:/recgen-ml-100k@champion") == "champion=models:/recgen-ml-100k@champion"
+    assert model_spec("models:/recgen-ml-100k/3") == "recgen-ml-100k-v3=models:/recgen-ml-100k/3"
+    assert model_spec("runs:/0123456789abcdef/model") == "run-01234567=runs:/0123456789abcdef/model"
+    assert model_spec("mine=models:/m@candidate") == "mine=models:/m@candidate"
+    assert model_spec("runs/fgrpo-cpu/bundle") == "fgrpo-cpu=runs/fgrpo-cpu/bundle"
+
+
+def test_evaluate_a_registered_model_and_a_bundle(smoke_run, store, tmp_path, capsys):
+    import polars as pl
+
+    from recgen.cli import main
+
+    registry.main(RegisterConfig(run_dir=str(smoke_run)))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", "models:/recgen-ml-100k@champion", "--model", str(smoke_run / "bundle"),
+                 "--users", "4", "--out", str(out)]) == 0
+    frame = pl.read_parquet(out / "rankings.parquet")
+    assert set(frame["method"]) == {"retriever", "popularity", "champion", "run"}
+    assert {"user_id", "method", "ranked", "target"} <= set(frame.columns)
+    assert json.loads((out / "metrics.json").read_text())["dataset"] == "ml-100k"
+    assert (out / "table.md").is_file()
+    # the same weights: the registered champion and the bundle it was made from agree
+    champ = frame.filter(pl.col("method") == "champion")["ranked"].to_list()
+    assert champ == frame.filter(pl.col("method") == "run")["ranked"].to_list()
+    assert main(["evaluate", "--model", "models:/recgen-ml-100k@nope", "--out", str(out)]) == 2
+    assert "no alias 'nope'" in capsys.readouterr().err

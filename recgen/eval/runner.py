@@ -103,13 +103,43 @@ def resolve_specs(specs: Sequence[str]) -> list[str]:
     return out
 
 
-def trained_meta(specs: Sequence[str]) -> dict:
-    """The ``recgen.json`` of the first trained model among resolved ``specs`` ({} if none)."""
+def trained_folder(specs: Sequence[str]) -> Path | None:
+    """The folder of the first trained model (one holding recgen.json) among resolved ``specs``."""
     for spec in specs:
         _, folder = parse_method(spec)
         if folder and (Path(folder) / "recgen.json").is_file():
-            return json.loads((Path(folder) / "recgen.json").read_text())
-    return {}
+            return Path(folder)
+    return None
+
+
+def trained_meta(specs: Sequence[str]) -> dict:
+    """The ``recgen.json`` of the first trained model among resolved ``specs`` ({} if none)."""
+    folder = trained_folder(specs)
+    return json.loads((folder / "recgen.json").read_text()) if folder else {}
+
+
+def bundle_pools(ds, dataset: str, bundle: Path, size: int):
+    """Pools built with a recommender bundle's own retriever (the one its model was trained
+    with), cached under the recgen cache by the retriever's content."""
+    import hashlib
+
+    from recgen.pipeline import cache_root, ensure_pools
+    from recgen.retrieval.pools import PoolBuildJob, PoolConfig, build_pool_files
+
+    digest = hashlib.sha256()
+    for f in sorted(p for p in (bundle / "retriever").rglob("*") if p.is_file()):
+        digest.update(f.relative_to(bundle).as_posix().encode())
+        digest.update(f.read_bytes())
+    folder = cache_root() / "pools" / f"{Path(str(ds.name)).name}-N{size}-bundle-{digest.hexdigest()[:12]}"
+    inject, retrieve = folder / "inject", folder / "retrieve"
+    if not (inject / "summary.json").exists():
+        logger.info("building pools with the retriever of %s in %s", bundle, folder)
+        build_pool_files(PoolBuildJob(out=str(inject), dataset=dataset, retriever=str(bundle / "retriever"),
+                                      pools=PoolConfig(size=size, mode="inject", train_examples_per_user=1)))
+    if not (retrieve / "summary.json").exists():
+        build_pool_files(PoolBuildJob(out=str(retrieve), dataset=dataset, retriever=str(inject / "retriever"),
+                                      splits=("valid", "test"), pools=PoolConfig(size=size, mode="retrieve")))
+    return ensure_pools(ds, dataset=dataset, size=size, folder=folder)
 
 
 def evaluate_methods(ds, pools, specs: Sequence[str], setup: EvalSetup, *, base_model: str = "smollm2-135m"
@@ -200,11 +230,18 @@ def run_evaluation(job: EvalJob) -> dict:
 
     default = ["retriever", "popularity"] if job.models else ["retriever", "popularity", "zero-shot"]
     methods = resolve_specs([*(job.methods or default), *(model_spec(m) for m in job.models)])
+    from recgen.registry import BUNDLE_MANIFEST
+
+    model_dir = trained_folder(methods)
     meta = trained_meta(methods)
     dataset = job.dataset or meta.get("dataset") or "ml-100k"
     ds = load_dataset(dataset)
+    size = meta.get("pool_size", 20)
     pools_dir = job.pools or (meta["pools"] if meta.get("pools") and Path(meta["pools"]).is_dir() else None)
-    pools = ensure_pools(ds, dataset=dataset, size=meta.get("pool_size", 20), folder=pools_dir)
+    if pools_dir is None and model_dir is not None and (model_dir.parent / BUNDLE_MANIFEST).is_file():
+        pools = bundle_pools(ds, dataset, model_dir.parent, size)  # a bundle: its own retriever
+    else:  # the pools the model was trained on, else the default (cached) pools
+        pools = ensure_pools(ds, dataset=dataset, size=size, folder=pools_dir)
     prompt = meta.get("prompt", {})
     setup = EvalSetup(protocol=job.protocol, split=job.split, users=job.users, seed=job.seed, dtype=job.dtype,
                       **{k: meta[k] for k in ("pool_size", "slate_size", "rank_size") if k in meta},
