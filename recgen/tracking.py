@@ -14,8 +14,8 @@
 - renames metric keys MLflow refuses (``ndcg@5`` → ``ndcg_at_5``);
 - tags every run with the git commit (``git rev-parse HEAD``; ``unknown`` without git);
 - samples system metrics (CPU, memory, disk, network; GPU when pynvml finds one) through
-  MLflow's monitor, which needs only psutil (an mlflow dependency) and no network; it
-  samples every 10 s, so a run shorter than that may have none;
+  MLflow's monitor, which needs psutil (installed with accelerate/trl) and no network; it
+  samples every 10 s, so a run shorter than that may have none; without psutil, none;
 - nests a run started while another is active under it;
 - ends a run whose body raises with status FAILED and the error in the ``error`` tag.
 
@@ -26,6 +26,7 @@ MLflow created for the entry point instead of starting another.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -180,7 +181,9 @@ class MlflowTracker:
 
         self.uri = uri or tracking_uri()
         check_tracking_uri(self.uri)
-        self.system_metrics = system_metrics
+        self.system_metrics = system_metrics and importlib.util.find_spec("psutil") is not None
+        if system_metrics and not self.system_metrics:
+            logger.warning("psutil is not installed: no system metrics (pip install psutil)")
         self._mlflow = mlflow
         try:
             mlflow.set_tracking_uri(self.uri)
