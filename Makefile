@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check recgen tests benchmarks
+	$(VENV)/bin/ruff check recgen tests benchmarks pipelines scripts
 
 ## make train: the main job on ml-100k with SmolLM2-135M (cpu preset): SFT warm start, then F-GRPO,
 ## as the MLflow project's `train` entry point (MLproject): one parent run, a nested run per stage,

@@ -123,7 +123,20 @@ def download_bundle(uri: str, dst: str | os.PathLike[str] | None = None) -> Path
         raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e.message}") from e
     except OSError as e:
         raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e}") from e
-    bundle = local / "artifacts" / ARTIFACT
-    if not bundle.is_dir():
-        raise ModelNotFoundError(f"MLflow model {uri!r} is not a recgen recommender (no artifacts/{ARTIFACT})")
+    bundle = _bundle_path(local)
+    if bundle is None or not bundle.is_dir():
+        raise ModelNotFoundError(f"MLflow model {uri!r} is not a recgen recommender (no {ARTIFACT!r} artifact)")
     return bundle
+
+
+def _bundle_path(model_dir: Path) -> Path | None:
+    """Where MLflow put the bundle: MLmodel's python_function artifacts (MLflow names the
+    copied folder after the logged folder, not after the artifact key)."""
+    import yaml
+
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function", {})
+    entry = (flavor.get("artifacts") or {}).get(ARTIFACT)
+    return model_dir / entry["path"] if entry and entry.get("path") else None

@@ -65,6 +65,17 @@ def test_from_mlflow_registry_alias(logged, tiny_recommender):
         Recommender.from_mlflow("models:/recgen-missing/1")
 
 
+def test_bundle_folder_with_any_name(tiny_bundle, logged, tmp_path):
+    """MLflow names the copied artifact after the logged folder; loading must not assume 'bundle'."""
+    import shutil
+
+    renamed = shutil.copytree(tiny_bundle, tmp_path / "my-recommender")
+    with mlflow.start_run():
+        info = log_model(renamed, input_example=False)
+    assert download_bundle(info.model_uri).name == "my-recommender"
+    assert Recommender.from_mlflow(info.model_uri).recommend("1", k=3) == Recommender.load(renamed).recommend("1", k=3)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
