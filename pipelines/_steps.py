@@ -122,7 +122,7 @@ def pools_step(t: Tracker, cfg: TrainConfig):
     label = dataset_label(cfg.dataset)
     with t.start_run(f"pools-{label}-N{cfg.pool_size}", tags={"stage": "pools", "dataset": label}):
         ds = load_dataset(cfg.dataset, format=cfg.dataset_format)
-        pools = ensure_pools(ds, dataset=cfg.dataset, size=cfg.pool_size,
+        pools = ensure_pools(ds, dataset=cfg.dataset, dataset_format=cfg.dataset_format, size=cfg.pool_size,
                              train_examples_per_user=cfg.train_examples_per_user,
                              sasrec=SASRecConfig(epochs=cfg.retriever_epochs))
         t.log_params({"pool_size": cfg.pool_size, "retriever_epochs": cfg.retriever_epochs,

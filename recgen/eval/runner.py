@@ -47,10 +47,16 @@ class EvalSetup:
 
 
 def load_named_policy(source: str, dtype: str = "bf16"):
-    """``tiny`` (the random test model) or anything :func:`recgen.policy.models.load_policy` takes."""
+    """``tiny`` (the random test model) or anything :func:`recgen.policy.models.load_policy` takes;
+    on the GPU when one is present (decoding is the cost of an evaluation)."""
+    import torch
+
     from recgen.policy.models import build_tiny_policy, load_policy
 
-    return build_tiny_policy() if source == "tiny" else load_policy(source, dtype)
+    policy = build_tiny_policy() if source == "tiny" else load_policy(source, dtype)
+    if torch.cuda.is_available():
+        policy.model.to("cuda")
+    return policy
 
 
 def _check_trained_like_evaluated(spec: str, meta: dict, pcfg, pools) -> None:

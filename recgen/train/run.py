@@ -122,7 +122,7 @@ def _main(cfg: TrainConfig, resume: bool, tracker: Tracker) -> TrainResult:
     tracker.log_artifact(out / "config.json")
 
     ds = load_dataset(cfg.dataset, format=cfg.dataset_format)
-    pools = ensure_pools(ds, dataset=cfg.dataset, size=cfg.pool_size,
+    pools = ensure_pools(ds, dataset=cfg.dataset, dataset_format=cfg.dataset_format, size=cfg.pool_size,
                          train_examples_per_user=cfg.train_examples_per_user,
                          sasrec=SASRecConfig(epochs=cfg.retriever_epochs))  # one retriever for every seed
     policy = load_training_policy(cfg)
