@@ -94,8 +94,9 @@ def _post(url: str, payload: dict) -> tuple[int, dict]:
 def test_rest_serving(logged, tiny_recommender, tmp_path):
     """``mlflow models serve`` on 127.0.0.1: valid and invalid requests, then stop it."""
     port = _free_port()
-    env = dict(os.environ, MLFLOW_TRACKING_URI=logged["uri"])
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", "models:/recgen-test/1",
+    bin_dir = Path(sys.executable).parent  # mlflow starts `uvicorn` from PATH: the venv's, not activated here
+    env = dict(os.environ, MLFLOW_TRACKING_URI=logged["uri"], PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/recgen-test/1",
            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -122,6 +123,7 @@ def test_rest_serving(logged, tiny_recommender, tmp_path):
         status, body = _post(url, {"dataframe_records": [{"user_id": "ghost", "k": 3}]})
         assert status == 400 and "'ghost'" in body["message"]
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
         log.close()
