@@ -12,6 +12,11 @@ Results are merged into ``<out>.json`` (one entry per model, replaced when re-ru
 
     python benchmarks/classic_baselines.py --models pop,bpr --bpr-epochs 100
     python benchmarks/classic_baselines.py --models sasrec --sasrec-epochs 3
+
+With ``--rankings-out DIR`` every model's lists also go to DIR in the files of
+``recgen evaluate --out`` (rankings.parquet, metrics.json, table.md; end-to-end protocol with
+the full catalogue as the pool, see ``recgen.baselines.rankings``), merged model by model,
+so that ``recgen report DIR`` compares them. Method names there: ``RANKING_NAMES``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ MODELS = ("pop", "bpr", "gru4rec", "sasrec", "recgen-sasrec")
 RECBOLE_NAMES = {"bpr": "BPR", "gru4rec": "GRU4Rec", "sasrec": "SASRec"}
 METRICS = ("ndcg@10", "recall@10", "mrr@10")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "classic_baselines"
+# method names in --rankings-out (distinct from `recgen evaluate`'s pool-ordering baselines
+# "popularity" / "retriever", which order a 20-item pool instead of the catalogue)
+RANKING_NAMES = {
+    "pop": "popularity-full",
+    "recgen-sasrec": "recgen-sasrec-full",
+    "bpr": "recbole-bpr",
+    "gru4rec": "recbole-gru4rec",
+    "sasrec": "recbole-sasrec",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="0 = the retriever's default (SASRecConfig().epochs)",
     )
     p.add_argument(
+        "--recgen-sasrec-from",
+        type=Path,
+        default=None,
+        help="load this saved recgen retriever (e.g. a pool folder's inject/retriever) "
+        "instead of training one (its train s is then not measured: shown as -)",
+    )
+    p.add_argument(
         "--stopping-step",
         type=int,
         default=10,
@@ -75,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-n", type=int, default=100, help="ranking length kept per user")
     p.add_argument("--n-resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output path without suffix")
+    p.add_argument(
+        "--rankings-out",
+        type=Path,
+        default=None,
+        help="also write the rankings as a `recgen evaluate --out` folder (for `recgen report`)",
+    )
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in args.models if m not in MODELS]
@@ -138,13 +165,22 @@ def run_recbole_model(key: str, ds: Any, args: argparse.Namespace) -> dict[str, 
 def run_recgen_sasrec(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
     from recgen.retrieval import SASRec, SASRecConfig
 
-    kw: dict[str, Any] = {"threads": args.threads}
-    if args.recgen_sasrec_epochs:
-        kw["epochs"] = args.recgen_sasrec_epochs
-    cfg = SASRecConfig(**kw)
-    start = time.perf_counter()
-    model = SASRec.fit(ds, cfg)
-    secs = time.perf_counter() - start
+    loaded_from = None
+    if args.recgen_sasrec_from is not None:
+        model = SASRec.load(args.recgen_sasrec_from)
+        if set(model.item_ids) != set(ds.item_ids):
+            raise RuntimeError(
+                f"{args.recgen_sasrec_from}: the retriever's items are not the catalogue"
+            )
+        cfg, secs, loaded_from = model.cfg, None, str(args.recgen_sasrec_from)
+    else:
+        kw: dict[str, Any] = {"threads": args.threads}
+        if args.recgen_sasrec_epochs:
+            kw["epochs"] = args.recgen_sasrec_epochs
+        cfg = SASRecConfig(**kw)
+        start = time.perf_counter()
+        model = SASRec.fit(ds, cfg)
+        secs = time.perf_counter() - start
     users, _ = users_and_targets(ds)
     item_ids = np.asarray(model.item_ids)
     rankings: dict[str, list[str]] = {}
@@ -165,6 +201,7 @@ def run_recgen_sasrec(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
         "epochs": {"budget": cfg.epochs, "run": rep.epochs_run, "best": rep.best_epoch},
         "valid_curve_ndcg@10": list(rep.valid_ndcg10),
         "catalogue_size": len(item_ids),
+        **({"loaded_from": loaded_from} if loaded_from else {}),
     }
 
 
@@ -213,7 +250,7 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         if not stop and ep:
             stop = "early_stopping" if ep["run"] < ep["budget"] else "epochs"
         tail = [
-            f"{e['train_seconds']:.1f}",
+            "-" if e["train_seconds"] is None else f"{e['train_seconds']:.1f}",
             ep_s,
             stop or "-",
             str(e.get("train_batch_size") or "-"),
@@ -243,6 +280,32 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_evaluate_folder(
+    args: argparse.Namespace,
+    ds: Any,
+    key: str,
+    rankings: dict[str, list[str]],
+    entry: dict[str, Any],
+) -> None:
+    """Add (or replace) this model's lists in the ``--rankings-out`` evaluation folder."""
+    from recgen.baselines.rankings import write_rankings
+
+    users, targets = users_and_targets(ds)
+    name = RANKING_NAMES[key]
+    details = {k: v for k, v in entry.items() if k not in METRICS and k != "n_users"}
+    write_rankings(
+        args.rankings_out,
+        {name: rankings},
+        users,
+        dict(zip(users, targets, strict=True)),
+        dataset=args.dataset,
+        split="test",
+        seed=0,
+        details={name: {"model": key, "top_n": args.top_n, **details}},
+        reference="recgen-sasrec-full",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,11 +350,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{m} {entry[m]['mean']:.4f} [{entry[m]['lo']:.4f}, {entry[m]['hi']:.4f}]"
                 for m in METRICS
             )
-            + f"; train {entry['train_seconds']:.1f}s; epochs {entry.get('epochs')}"
+            + f"; train {entry['train_seconds'] or 0:.1f}s; epochs {entry.get('epochs')}"
         )
         atomic_write_json(json_path, data)
         write_markdown(md_path, data)
+        if args.rankings_out is not None:
+            write_evaluate_folder(args, ds, key, rankings, entry)
     print(f"wrote {json_path} and {md_path}")
+    if args.rankings_out is not None:
+        print(f"wrote {args.rankings_out}/rankings.parquet, metrics.json and table.md")
     return 0
 
 
