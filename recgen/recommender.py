@@ -124,6 +124,9 @@ class Recommender:
             else:
                 from recgen.pipeline import ensure_pools
 
+                if trained_on is not None:
+                    logger.warning("the retriever %s that %s was trained with is gone: using the default pools "
+                                   "of %s instead", trained_on, model, dataset)
                 retriever_dir = ensure_pools(ds, dataset=str(dataset), size=config.pool_size,
                                              dataset_format=dataset_format).retriever_dir
         retriever = SASRec.load(retriever_dir)
