@@ -187,10 +187,14 @@ class Recommender:
 
     @classmethod
     def from_mlflow(cls, uri: str, **kwargs: Any) -> Recommender:
-        """Load from an MLflow model URI, e.g. ``models:/recgen-ml-100k@champion`` or ``runs:/ID/model``."""
-        from recgen.serving.pyfunc import download_bundle
+        """Load from an MLflow model URI, e.g. ``models:/recgen-ml-100k@champion`` or ``runs:/ID/model``
+        (downloaded once into the model cache; an alias is resolved to its current version)."""
+        from recgen.registry import is_model_uri, resolve_model
 
-        return cls.load(download_bundle(uri), **kwargs)
+        if not is_model_uri(uri):
+            raise ModelNotFoundError(f"{uri!r} is not an MLflow model URI (models:/NAME@ALIAS, models:/NAME/VERSION, "
+                                     "runs:/ID/model); use Recommender.load for a folder")
+        return cls.load(resolve_model(uri), **kwargs)
 
     # ------------------------------------------------------------------ requests
     @property

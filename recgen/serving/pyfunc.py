@@ -22,9 +22,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from recgen.errors import ModelNotFoundError, RecgenError
+from recgen.errors import RecgenError
 
 logger = logging.getLogger(__name__)
 
@@ -110,33 +110,3 @@ def log_model(bundle_dir: str | os.PathLike[str], name: str = "model", registere
                         "request_example.json")
     logger.info("logged recommender %s as %s", bundle_dir, info.model_uri)
     return info
-
-
-def download_bundle(uri: str, dst: str | os.PathLike[str] | None = None) -> Path:
-    """The local bundle folder of a logged/registered recommender (downloaded from the store if needed)."""
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=None if dst is None else str(dst)))
-    except MlflowException as e:
-        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND") or \
-                RESOURCE_DOES_NOT_EXIST == e.error_code:
-            raise ModelNotFoundError(f"MLflow model {uri!r} does not exist: {e.message}") from e
-        raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e.message}") from e
-    except OSError as e:
-        raise ModelNotFoundError(f"cannot load MLflow model {uri!r}: {e}") from e
-    bundle = _bundle_path(local)
-    if bundle is None or not bundle.is_dir():
-        raise ModelNotFoundError(f"MLflow model {uri!r} is not a recgen recommender (no {ARTIFACT!r} artifact)")
-    return bundle
-
-
-def _bundle_path(model_dir: Path) -> Path | None:
-    """Where MLflow put the bundle: MLmodel's python_function artifacts (MLflow names the
-    copied folder after the logged folder, not after the artifact key)."""
-    import yaml
-
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
-        return None
-    flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function", {})
-    entry = (flavor.get("artifacts") or {}).get(ARTIFACT)
-    return model_dir / entry["path"] if entry and entry.get("path") else None

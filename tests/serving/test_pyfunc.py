@@ -19,7 +19,8 @@ mlflow = pytest.importorskip("mlflow")
 
 from recgen import Recommender  # noqa: E402
 from recgen.errors import ModelNotFoundError  # noqa: E402
-from recgen.serving.pyfunc import COLUMNS, download_bundle, log_model  # noqa: E402
+from recgen.registry import resolve_model  # noqa: E402
+from recgen.serving.pyfunc import COLUMNS, log_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +55,27 @@ def test_pyfunc_bad_request_is_invalid_parameter(logged):
         model.predict(pd.DataFrame([{"user_id": "nobody", "k": 3}]))
 
 
-def test_from_mlflow_registry_alias(logged, tiny_recommender):
+def test_from_mlflow_registry_alias(logged, tiny_recommender, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECGEN_CACHE_DIR", str(tmp_path))  # downloaded models are cached there
     client = mlflow.MlflowClient()
     client.set_registered_model_alias("recgen-test", "champion", "1")
     rec = Recommender.from_mlflow("models:/recgen-test@champion")
     assert rec.recommend("3", k=6) == tiny_recommender.recommend("3", k=6)
     with pytest.raises(ModelNotFoundError, match="no-such-alias"):
-        download_bundle("models:/recgen-test@no-such-alias")
+        Recommender.from_mlflow("models:/recgen-test@no-such-alias")
     with pytest.raises(ModelNotFoundError, match="recgen-missing"):
         Recommender.from_mlflow("models:/recgen-missing/1")
 
 
-def test_bundle_folder_with_any_name(tiny_bundle, logged, tmp_path):
+def test_bundle_folder_with_any_name(tiny_bundle, logged, tmp_path, monkeypatch):
+    monkeypatch.setenv("RECGEN_CACHE_DIR", str(tmp_path / "cache"))
     """MLflow names the copied artifact after the logged folder; loading must not assume 'bundle'."""
     import shutil
 
     renamed = shutil.copytree(tiny_bundle, tmp_path / "my-recommender")
     with mlflow.start_run():
         info = log_model(renamed, input_example=False)
-    assert download_bundle(info.model_uri).name == "my-recommender"
+    assert resolve_model(info.model_uri).name == "my-recommender"
     assert Recommender.from_mlflow(info.model_uri).recommend("1", k=3) == Recommender.load(renamed).recommend("1", k=3)
 
 
