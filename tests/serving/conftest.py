@@ -1,20 +1,8 @@
-"""Serving fixtures: a tiny recommender (random tiny LLM, 1-epoch SASRec on ml-100k), built once."""
+"""Serving fixtures: a tiny recommender (random tiny LLM + the session's 1-epoch retriever), built once."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_retriever_dir(ml100k, tmp_path_factory):
-    """A saved 1-epoch SASRec retriever with its flat FAISS index inside (retriever/index)."""
-    from recgen.retrieval import ItemIndex, SASRec, SASRecConfig
-
-    folder = tmp_path_factory.mktemp("serving") / "retriever"
-    retriever = SASRec.fit(ml100k, SASRecConfig(epochs=1, patience=0, threads=1, seed=0))
-    retriever.save(folder)
-    ItemIndex(retriever.item_vectors(), retriever.item_ids).save(folder / "index")
-    return folder
 
 
 @pytest.fixture(scope="session")
