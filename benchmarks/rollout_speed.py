@@ -29,7 +29,8 @@ from recgen.io import atomic_write_bytes, atomic_write_json
 from recgen.policy.grammar import SlateRankGrammar
 from recgen.policy.models import load_policy
 from recgen.policy.prompt import PromptConfig, build_prompt, format_title
-from recgen.policy.rollout import generate_naive, greedy_decode, sample_groups
+from recgen.policy.rollout import greedy_decode, sample_groups
+from recgen.policy.rollout_reference import generate_naive
 from recgen.runtime import configure
 
 RESULTS = Path(__file__).parent / "results"

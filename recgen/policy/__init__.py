@@ -25,7 +25,7 @@ _LAZY = {
     "Decoded": "rollout",
     "RolloutBatch": "rollout",
     "completion_logprobs": "logprobs",
-    "generate_naive": "rollout",
+    "generate_naive": "rollout_reference",
     "greedy_decode": "rollout",
     "sample_groups": "rollout",
     "SlateRankGrammar": "grammar",

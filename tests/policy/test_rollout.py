@@ -7,7 +7,8 @@ import torch
 
 from recgen.policy.logprobs import completion_logprobs
 from recgen.policy.models import LoraConfig, build_tiny_policy
-from recgen.policy.rollout import generate_naive, greedy_decode, sample_groups
+from recgen.policy.rollout import greedy_decode, sample_groups
+from recgen.policy.rollout_reference import generate_naive
 
 G = 4
 
