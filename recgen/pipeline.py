@@ -44,6 +44,12 @@ def _key(ds, size: int, per_user: int, sasrec: SASRecConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def pools_folder(ds, size: int = 20, train_examples_per_user: int = 1, sasrec: SASRecConfig | None = None) -> Path:
+    """The cache folder :func:`ensure_pools` uses for these settings (it may not exist yet)."""
+    key = _key(ds, size, train_examples_per_user, sasrec or SASRecConfig())
+    return cache_root() / "pools" / f"{Path(str(ds.name)).name}-N{size}-{key}"
+
+
 def ensure_pools(ds, *, dataset: str, size: int = 20, train_examples_per_user: int = 1,
                  sasrec: SASRecConfig | None = None, folder: str | os.PathLike[str] | None = None,
                  dataset_format: str | None = None) -> Pools:
@@ -53,8 +59,7 @@ def ensure_pools(ds, *, dataset: str, size: int = 20, train_examples_per_user: i
     format (the pool builder reloads it through the dataset cache).
     """
     sasrec = sasrec or SASRecConfig()
-    key = _key(ds, size, train_examples_per_user, sasrec)
-    root = Path(folder) if folder else cache_root() / "pools" / f"{Path(str(ds.name)).name}-N{size}-{key}"
+    root = Path(folder) if folder else pools_folder(ds, size, train_examples_per_user, sasrec)
     inject_dir, retrieve_dir = root / "inject", root / "retrieve"
     if not (inject_dir / "summary.json").exists():
         logger.info("building inject-mode pools in %s (trains the retriever)", inject_dir)

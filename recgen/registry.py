@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from recgen.errors import ConfigError, ModelNotFoundError
+from recgen.serving.bundle import MANIFEST as BUNDLE_MANIFEST
 from recgen.tracking import MlflowTracker, Tracker, dataset_label, metric_key
 
 logger = logging.getLogger(__name__)
 
 CANDIDATE, CHAMPION = "candidate", "champion"
-BUNDLE_MANIFEST = "recgen-bundle.json"
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ def load_recommender(model: str):
     """An MLflow URI, a saved recommender folder or a training run folder."""
     from recgen.errors import ModelNotFoundError
     from recgen.recommender import Recommender
+    from recgen.registry import is_model_uri
     from recgen.serving.bundle import MANIFEST
 
-    if "://" in model or model.startswith(("models:", "runs:")):
+    if is_model_uri(model):
         return Recommender.from_mlflow(model)
     path = Path(model)
     if (path / MANIFEST).is_file():

@@ -258,7 +258,7 @@ def run_evaluation(job: EvalJob) -> dict:
     pl.concat([r.frame for r in results.values()]).write_parquet(out / "rankings.parquet")
     atomic_write_json(out / "metrics.json", {
         "protocol": job.protocol, "split": job.split, "users": job.users, "seed": job.seed, "dataset": dataset,
-        "methods": {name: r.summary for name, r in results.items()}})
+        "pools": str(pools.folder), "methods": {name: r.summary for name, r in results.items()}})
     metrics = list(next(iter(results.values())).summary)
     reference = job.reference or parse_method(methods[-1])[0]
     table = comparison_table(results, metrics, reference=reference,

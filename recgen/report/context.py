@@ -29,10 +29,9 @@ def describe_dataset(name: str) -> dict[str, Any]:
         return {"error": f"{type(e).__name__}: {e}"}
     info: dict[str, Any] = {"stats": ds.stats(), "pools": None}
     try:
-        from recgen.pipeline import _key, cache_root
-        from recgen.retrieval.sasrec import SASRecConfig
+        from recgen.pipeline import pools_folder
 
-        folder = cache_root() / "pools" / f"{Path(str(ds.name)).name}-N20-{_key(ds, 20, 1, SASRecConfig())}"
+        folder = pools_folder(ds)
         info["pools"] = str(folder) if folder.is_dir() else None
     except Exception as e:  # the default pool folder is a convenience only
         logger.warning("default pools of %s: %s", name, e)
