@@ -9,6 +9,7 @@ import pytest
 
 from recgen import Recommendation, Recommender
 from recgen.errors import (
+    ConfigError,
     ModelNotFoundError,
     RequestError,
     RequestTypeError,
@@ -162,9 +163,9 @@ def test_decoupled_slate_is_the_retrievers_top_m(tiny_recommender):
 
 
 def test_bundle_config_validates():
-    with pytest.raises(Exception, match="rank_size <= slate_size <= pool_size"):
+    with pytest.raises(ConfigError, match="rank_size <= slate_size <= pool_size"):
         BundleConfig(pool_size=5, slate_size=10)
-    with pytest.raises(Exception, match="dtype"):
+    with pytest.raises(ConfigError, match="dtype"):
         BundleConfig(dtype="fp8")
 
 
